@@ -1,0 +1,38 @@
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type { InvalidSpec } from "../domain/Errors.js"
+import type { JobId } from "../domain/JobId.js"
+import type { JobSpec } from "../domain/JobSpec.js"
+
+/** One attempt to hand to an executor. */
+export interface RunRequest {
+  readonly id: JobId
+  readonly spec: JobSpec
+  /** 1 for the first run, 2 for the first retry, and so on. */
+  readonly attempt: number
+  /** The job's own directory: `<data>/jobs/<id>/`; stdout, stderr and collected files go here. */
+  readonly jobDir: string
+}
+
+/** How an attempt ended, as the executor saw it. Kill is not here: it is an interruption. */
+export class RunOutcome extends Schema.Class<RunOutcome>("RunOutcome")({
+  state: Schema.Literal("completed", "failed", "timeout"),
+  exitCode: Schema.NullOr(Schema.Int),
+  reason: Schema.NullOr(Schema.String),
+  /** The encoded return value of a function job. */
+  result: Schema.optional(Schema.Unknown),
+  /** Output files matched by the spec's `outputs` globs, as absolute paths. */
+  outputs: Schema.Array(Schema.String)
+}) {}
+
+/** Runs the attempts of jobs on this machine: shell commands and registered functions. */
+export class Executor extends Context.Tag("troupe/Executor")<Executor, {
+  /** Check what can be checked before storing: the command exists, the cwd exists, the function is registered. */
+  readonly validate: (spec: JobSpec) => Effect.Effect<void, InvalidSpec>
+  /**
+   * Run one attempt to the end. Never fails: a bad exit, a timeout or a spawn error is an outcome.
+   * Interrupting the effect kills the whole process group and waits for it to go.
+   */
+  readonly run: (request: RunRequest) => Effect.Effect<RunOutcome>
+}>() {}
