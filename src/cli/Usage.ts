@@ -1,0 +1,128 @@
+/** The general usage, printed by `--help` and after an unknown command. */
+export const general = `Usage: troupe <command> [options]
+       troupe --role=<role> [options]
+
+Commands (talk to a server; --server URL, default $TROUPE_SERVER or tcp://127.0.0.1:7878):
+  submit   submit a command as a job; prints the job id
+  status   show jobs (the most recent 100 when no ids are given)
+  wait     wait for jobs to finish; exit 0 only if all completed with exit code 0
+  kill     kill jobs
+  logs     print a job's output
+  queue    show queues
+  clean    delete old finished jobs
+
+Commands without a server:
+  run      run one command on the embedded runtime and exit with its exit code
+
+Roles:
+  --role=local   the job server (owns the job database, serves clients)
+
+Run "troupe help <command>" or "troupe <command> --help" for details.
+Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
+Endpoint URLs: tcp://host:port, unix:///path.sock.
+`
+
+/** Per-command usage, keyed by command name. */
+export const commands: Readonly<Record<string, string>> = {
+  submit: `Usage: troupe submit [options] -- CMD [ARGS...]
+
+Submit a command as a job and print its id (only the id) on stdout.
+With one word after "--" the word is a shell string ("sleep 1; echo done");
+with several they are the argv. The job runs in the current directory.
+
+Options:
+  --server URL      the server (default $TROUPE_SERVER or tcp://127.0.0.1:7878)
+  --name NAME       a name for the job
+  --queue Q         the queue (default "default")
+  --cores N         cores the job needs
+  --time DURATION   time limit; the job ends as "timeout" after it (e.g. 90s)
+  --after ID,ID     run only after these jobs completed
+  --retries N       retry a failed attempt up to N times
+  --key KEY         idempotency key: resubmitting the same key returns the same job
+  --wait            wait for the job and exit with its exit code:
+                    killed -> 137, timeout -> 124, lost or failed without a code -> 1
+`,
+  status: `Usage: troupe status [options] [ID...]
+
+Show jobs as a table (id, name, state, exit, queue, submitted, runtime).
+Without ids, the most recent 100 jobs (see --limit).
+
+Options:
+  --server URL    the server
+  --json          print a JSON array of job objects instead of a table
+  --state S       only jobs in this state (repeatable)
+  --queue Q       only jobs in this queue
+  --limit N       how many recent jobs to show without ids (default 100)
+`,
+  wait: `Usage: troupe wait [options] ID...
+
+Wait until every job has finished. On a terminal, shows "n/m done" on stderr.
+Exit codes: 0 every job completed with exit code 0; 1 some job did not;
+3 the timeout passed first; 2 usage error or server unreachable.
+
+Options:
+  --server URL         the server
+  --timeout DURATION   give up after this long (exit 3)
+`,
+  kill: `Usage: troupe kill [options] ID...
+
+Kill jobs that have not finished; prints the ids that were killed.
+
+Options:
+  --server URL   the server
+`,
+  logs: `Usage: troupe logs [options] ID
+
+Print a job's captured stdout (or stderr with --stderr) on stdout.
+
+Options:
+  --server URL      the server
+  -f, --follow      keep printing until the job ends
+  --stderr          the job's stderr instead of its stdout
+`,
+  queue: `Usage: troupe queue [options]
+
+Show every queue: concurrency, capacity, and held, queued and running jobs.
+
+Options:
+  --server URL   the server
+  --json         print JSON instead of a table
+`,
+  clean: `Usage: troupe clean [options]
+
+Delete finished jobs (and their output) older than a cut-off; prints how many.
+
+Options:
+  --server URL             the server
+  --older-than DURATION    age cut-off (default 7d; 0s removes every finished job)
+  --state S                only jobs in this state (repeatable)
+`,
+  run: `Usage: troupe run [options] -- CMD [ARGS...]
+
+Run one command on the embedded runtime (no server), stream its stdout and
+stderr here, and exit with its exit code (killed -> 137, timeout -> 124).
+
+Options:
+  --db PATH         the job database (default .troupe/troupe.db)
+  --data-dir DIR    where job output is kept (default next to the database)
+  --time DURATION   time limit for the command
+  --name NAME       a name for the job
+`,
+  local: `Usage: troupe --role=local [options]
+
+The job server: owns the job database and serves the Jobs API on every
+--listen endpoint. SIGINT/SIGTERM stop it gracefully: it stops accepting
+work, gives running jobs the grace period, then kills them and records it.
+
+Options:
+  --db PATH          the job database (default .troupe/troupe.db)
+  --data-dir DIR     where job output is kept (default next to the database)
+  --listen URL       endpoint to serve (repeatable; default tcp://127.0.0.1:7878)
+  --cores N          cores available to jobs (default: this machine's)
+  --grace DURATION   shutdown grace period for running jobs (default 10s)
+`
+}
+
+/** The usage text for a command, or the general usage when it has none. */
+export const of = (command: string | undefined): string =>
+  command !== undefined && command in commands ? commands[command]! : general

@@ -1,0 +1,26 @@
+/**
+ * `troupe/client`: typed clients for Troupe's roles. Effect users take `JobsClient.layer(url)` (a Layer of the JobsClient service);
+ * everyone else calls `connectJobs(url)` and gets Promises and async iterables.
+ */
+export { JobsClient } from "./JobsClient.js"
+export type { CleanFilterInput, JobsClientError, JobsClientOptions, ListFilterInput, SubmitInput } from "./JobsClient.js"
+export { connectJobs } from "./PromiseClient.js"
+export type { JobsConnection } from "./PromiseClient.js"
+export { ServerUnreachable } from "./Errors.js"
+export {
+  IncompatibleDatabase,
+  InvalidSpec,
+  JobNotFound,
+  JobsError,
+  QueueFull,
+  ShuttingDown,
+  StoreError,
+  WaitTimeout
+} from "../domain/Errors.js"
+export { ConnectFailed, InvalidEndpoint } from "../transport/Errors.js"
+export { JobId } from "../domain/JobId.js"
+export { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
+export { JobSpec } from "../domain/JobSpec.js"
+export { JobState, terminalStates, activeStates, badStates, isTerminal } from "../domain/JobState.js"
+export type { JobSpecInput } from "../jobs/Jobs.js"
+export type { OutputChannel } from "../protocol/JobsRpc.js"

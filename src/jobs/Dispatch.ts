@@ -1,0 +1,21 @@
+import type { JobId } from "../domain/JobId.js"
+import type { JobSpec } from "../domain/JobSpec.js"
+
+/** A job that may run now (or after `runAfter`), as the ledger hands it to its queue. */
+export interface ReadyJob {
+  readonly id: JobId
+  readonly queue: string
+  readonly priority: number
+  readonly spec: JobSpec
+  readonly runAfter: number | null
+}
+
+/** What the ledger needs from the queues: hand over ready jobs, and cancel jobs being killed. */
+export interface Dispatch {
+  /** Queue ready jobs; a job already queued or running is ignored. */
+  readonly enqueue: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Drop queued jobs and interrupt running ones; interrupted runners report `killed`, with the reason, themselves. */
+  readonly cancel: (jobs: ReadonlyArray<readonly [id: JobId, reason: string]>) => void
+  /** Ids whose runners are alive in this process now. */
+  readonly running: () => ReadonlySet<JobId>
+}

@@ -1,0 +1,307 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as PubSub from "effect/PubSub"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as Actor from "../actors/Actor.js"
+import { Supervisor } from "../actors/Supervisor.js"
+import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
+import type { JobId } from "../domain/JobId.js"
+import { CleanFilter, JobFilter } from "../domain/JobRecord.js"
+import type { JobEvent, JobRecord } from "../domain/JobRecord.js"
+import { JobSpec } from "../domain/JobSpec.js"
+import { isTerminal } from "../domain/JobState.js"
+import { Executor } from "../executor/Executor.js"
+import * as OutputFollower from "../executor/OutputFollower.js"
+import { JobStore } from "../store/JobStore.js"
+import { Completions } from "./Completions.js"
+import type { Dispatch, ReadyJob } from "./Dispatch.js"
+import { Jobs } from "./Jobs.js"
+import type { JobSpecInput } from "./Jobs.js"
+import * as JobLedger from "./JobLedger.js"
+import { Finish, Flush, Kill, Start, Submit } from "./LedgerProtocol.js"
+import type { LedgerMessage } from "./LedgerProtocol.js"
+import * as QueueActor from "./QueueActor.js"
+
+/** Limits of one named queue. */
+export interface QueueOptions {
+  /** Cores the queue may use at once; defaults to the runtime's `cores`. */
+  readonly concurrency?: number
+  /** Most held plus queued jobs; a submit past it fails with QueueFull. */
+  readonly capacity?: number
+}
+
+/** How the job runtime is set up. */
+export interface RuntimeOptions {
+  /** Where per-job folders (stdout, stderr) live. */
+  readonly dataDir: string
+  /** The default concurrency of every queue. */
+  readonly cores: number
+  readonly queues?: Readonly<Record<string, QueueOptions>>
+  /** Capacity of queues that are not configured. */
+  readonly defaultCapacity?: number
+  /** On shutdown, how long running jobs may finish before they are killed. */
+  readonly shutdownGraceMs?: number
+}
+
+/** Default queue capacity: enough for large sweeps, bounded so that memory stays bounded. */
+export const defaultCapacity = 1_000_000
+
+/** Builds the Jobs service: the ledger actor, one actor per queue, and runners per job. */
+export const make = (options: RuntimeOptions) =>
+  Effect.gen(function*() {
+    const store = yield* JobStore
+    const executor = yield* Executor
+    const scope = yield* Effect.scope
+    const runtime = yield* Effect.runtime<Supervisor>()
+    const runnerScope = yield* Scope.fork(scope, ExecutionStrategy.parallel)
+    const completions = new Completions()
+    const hub = yield* PubSub.sliding<ReadonlyArray<JobEvent>>(65_536)
+    let subscribers = 0
+    let accepting = true
+
+    const queueOptions = (queue: string) => options.queues?.[queue] ?? {}
+    const concurrencyOf = (queue: string) => queueOptions(queue).concurrency ?? options.cores
+    const capacityOf = (queue: string) => queueOptions(queue).capacity ?? options.defaultCapacity ?? defaultCapacity
+    const jobDir = (id: JobId) => path.join(options.dataDir, "jobs", id)
+
+    const queues = new Map<string, QueueActor.QueueHandle>()
+    let ledgerActor: Actor.ActorRef<LedgerMessage> | undefined
+
+    const queueFor = (name: string): QueueActor.QueueHandle => {
+      let handle = queues.get(name)
+      if (handle === undefined) {
+        handle = Runtime.runSync(runtime)(
+          QueueActor.make({ name, concurrency: concurrencyOf(name), runJob, runnerScope }).pipe(
+            Scope.extend(scope)
+          )
+        )
+        queues.set(name, handle)
+      }
+      return handle
+    }
+
+    const dispatch: Dispatch = {
+      enqueue: (jobs) => {
+        const byQueue = new Map<string, Array<ReadyJob>>()
+        for (const job of jobs) {
+          const list = byQueue.get(job.queue)
+          if (list === undefined) byQueue.set(job.queue, [job])
+          else list.push(job)
+        }
+        for (const [name, list] of byQueue) queueFor(name).actor.unsafeTell({ _tag: "Enqueue", jobs: list })
+      },
+      cancel: (jobs) => {
+        for (const handle of queues.values()) handle.actor.unsafeTell({ _tag: "Cancel", jobs })
+      },
+      running: () => {
+        const ids = new Set<JobId>()
+        for (const handle of queues.values()) for (const id of handle.running.keys()) ids.add(id)
+        return ids
+      }
+    }
+
+    const ledger = JobLedger.make({
+      dispatch,
+      completions,
+      publish: (events) => void hub.unsafeOffer(events),
+      wantsEvents: () => subscribers > 0,
+      capacity: capacityOf
+    })
+    const ledgerRef = yield* Actor.make<LedgerMessage, never>({
+      name: "ledger",
+      capacity: 65_536,
+      maxBatch: 4096,
+      behavior: Effect.provideService(ledger.behavior, JobStore, store)
+    })
+    ledgerActor = ledgerRef
+
+    // A runner is one attempt of one job: ask to start, run, report. Killing it interrupts the run.
+    function runJob(job: ReadyJob, killReason: () => string | undefined): Effect.Effect<void> {
+      const report = (finish: Finish) =>
+        ledgerActor!.tell(finish).pipe(Effect.retry(Schedule.spaced("10 millis")), Effect.orDie)
+      return Effect.gen(function*() {
+        const attempt = yield* ledgerRef.ask(new Start({ id: job.id }, true))
+        if (attempt === 0) return
+        const outcome = yield* executor.run({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) })
+        yield* report(
+          new Finish({
+            id: job.id,
+            state: outcome.state,
+            exitCode: outcome.exitCode,
+            reason: outcome.reason,
+            outputs: outcome.outputs,
+            ...(outcome.result === undefined ? {} : { result: outcome.result })
+          }, true)
+        )
+      }).pipe(
+        Effect.onInterrupt(() =>
+          report(new Finish({ id: job.id, state: "killed", exitCode: null, reason: killReason() ?? "killed", outputs: [] }, true))
+        ),
+        Effect.catchAllCause((cause) => Effect.logError(`runner of ${job.id} failed`, cause))
+      )
+    }
+
+    // --- the service ------------------------------------------------------------------------
+
+    const decodeSpec = Schema.decodeUnknown(JobSpec)
+    const toSpec = (input: JobSpecInput | JobSpec) =>
+      input instanceof JobSpec
+        ? Effect.succeed(input)
+        : decodeSpec(input, { onExcessProperty: "error" }).pipe(
+          Effect.mapError((error) =>
+            new InvalidSpec({ reason: "malformed", message: `malformed job spec: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })
+          )
+        )
+
+    const submitMany = Effect.fnUntraced(function*(inputs: ReadonlyArray<JobSpecInput | JobSpec>) {
+      if (!accepting) return yield* new ShuttingDown({ message: "the job server is shutting down and takes no new jobs" })
+      const specs: Array<JobSpec> = []
+      for (const input of inputs) {
+        const spec = yield* toSpec(input)
+        yield* executor.validate(spec)
+        specs.push(spec)
+      }
+      return yield* ledgerRef.ask(new Submit({ specs }, true)).pipe(
+        Effect.catchTag("MailboxFull", (full) =>
+          Effect.fail(new QueueFull({ queue: "(ledger)", capacity: full.capacity, message: "the job server is overloaded; try again" })))
+      )
+    })
+
+    const get = (id: JobId) =>
+      Effect.flatMap(store.get([id]), (records) => records.length === 0 ? Effect.fail(JobNotFound.of([id])) : Effect.succeed(records[0]!))
+
+    const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
+      Effect.suspend(() => {
+        const results = new Map<JobId, JobRecord>()
+        const remaining = new Set(ids)
+        let resume: (() => void) | undefined
+        const unregister = Array.from(remaining, (id) =>
+          completions.register(id, (record) => {
+            results.set(id, record)
+            remaining.delete(id)
+            if (remaining.size === 0) resume?.()
+          }))
+        return Effect.gen(function*() {
+          const unseen = Array.from(remaining).filter((id) => ledger.view.stateOf(id) === undefined)
+          if (unseen.length > 0) {
+            const records = yield* store.get(unseen)
+            const found = new Set(records.map((r) => r.id))
+            const missing = unseen.filter((id) => !found.has(id))
+            if (missing.length > 0) return yield* Effect.fail(JobNotFound.of(missing))
+            for (const record of records) {
+              if (isTerminal(record.state) && remaining.has(record.id)) {
+                results.set(record.id, record)
+                remaining.delete(record.id)
+              }
+            }
+          }
+          if (remaining.size > 0) {
+            const done = Effect.async<void>((callback) => {
+              resume = () => callback(Effect.void)
+              if (remaining.size === 0) callback(Effect.void)
+            })
+            if (waitOptions?.timeout !== undefined) {
+              yield* Effect.timeoutFail(done, {
+                duration: waitOptions.timeout,
+                onTimeout: () =>
+                  new WaitTimeout({
+                    pending: Array.from(remaining),
+                    message: `${remaining.size} job(s) still unfinished after ${Duration.format(waitOptions.timeout!)}`
+                  })
+              })
+            } else yield* done
+          }
+          return ids.map((id) => results.get(id)!)
+        }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
+      })
+
+    const kill = (ids: ReadonlyArray<JobId>) =>
+      Effect.gen(function*() {
+        const killed = yield* ledgerRef.ask(new Kill({ ids, reason: "killed on request" }, true)).pipe(
+          Effect.catchTag("MailboxFull", Effect.die)
+        )
+        if (killed.length > 0) yield* wait(killed).pipe(Effect.catchTag("WaitTimeout", () => Effect.void))
+        return killed
+      })
+
+    const events = Stream.unwrapScoped(
+      Effect.gen(function*() {
+        yield* Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--))
+        return Stream.flattenIterables(Stream.fromPubSub(hub))
+      })
+    )
+
+    const clean = (filter: CleanFilter) =>
+      Effect.gen(function*() {
+        const ids = yield* store.clean(filter, Date.now())
+        yield* Effect.forEach(ids, (id) => Effect.promise(() => fs.rm(jobDir(id), { recursive: true, force: true })), {
+          concurrency: 16,
+          discard: true
+        })
+        return ids.length
+      })
+
+    // --- shutdown ---------------------------------------------------------------------------
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        accepting = false
+        for (const handle of queues.values()) handle.pause()
+        const runningCount = () => Array.from(queues.values()).reduce((n, q) => n + q.running.size, 0)
+        const grace = options.shutdownGraceMs ?? 10_000
+        if (runningCount() > 0) {
+          yield* Effect.logInfo(`waiting up to ${grace} ms for ${runningCount()} running job(s)`)
+          yield* Effect.repeat(Effect.sync(runningCount), {
+            until: (n) => n === 0,
+            schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo(Duration.millis(grace)))
+          })
+        }
+        const fibers: Array<Fiber.RuntimeFiber<void>> = []
+        for (const handle of queues.values()) {
+          const jobs = Array.from(handle.running.keys(), (id) => [id, "the job server shut down before the job finished"] as const)
+          fibers.push(...handle.running.values())
+          if (jobs.length > 0) handle.actor.unsafeTell({ _tag: "Cancel", jobs })
+        }
+        yield* Fiber.awaitAll(fibers).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+        yield* ledgerRef.ask(new Flush({}, true)).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+      })
+    )
+
+    return Jobs.of({
+      submit: (spec) => Effect.map(submitMany([spec]), (ids) => ids[0]!),
+      submitMany,
+      get,
+      wait,
+      kill,
+      list: (filter) => store.list(new JobFilter(filter ?? {}, true)),
+      attempts: (id) => Effect.zipRight(get(id), store.attempts(id)),
+      events,
+      output: (id, channel, outputOptions) =>
+        Stream.unwrap(Effect.map(get(id), () =>
+          Stream.fromEffect(Effect.sync(() => path.join(jobDir(id), channel))).pipe(
+            Stream.flatMap((file) =>
+              OutputFollower.follow(file, {
+                follow: outputOptions?.follow ?? false,
+                isDone: Effect.sync(() => ledger.view.stateOf(id) === undefined)
+              })
+            )
+          ))),
+      clean: (filter) => clean(new CleanFilter(filter, true)),
+      queues: Effect.sync(() => ledger.view.summary(concurrencyOf))
+    })
+  })
+
+/** The Jobs service over a JobStore and an Executor. */
+export const layer = (
+  options: RuntimeOptions
+): Layer.Layer<Jobs, never, JobStore | Executor | Supervisor> => Layer.scoped(Jobs, make(options))

@@ -1,0 +1,51 @@
+import * as Schema from "effect/Schema"
+import { InvalidSpec, JobNotFound, QueueFull, StoreError } from "../domain/Errors.js"
+import { JobId } from "../domain/JobId.js"
+import { JobSpec } from "../domain/JobSpec.js"
+
+/** Store new jobs; replies with their ids once committed (existing ids for repeated ids or keys). */
+export class Submit extends Schema.TaggedRequest<Submit>()("Submit", {
+  failure: Schema.Union(InvalidSpec, QueueFull, StoreError),
+  success: Schema.Array(JobId),
+  payload: { specs: Schema.Array(JobSpec) }
+}) {}
+
+/** A runner asks to begin an attempt; replies with the attempt number, or 0 when the job must not run. */
+export class Start extends Schema.TaggedRequest<Start>()("Start", {
+  failure: StoreError,
+  success: Schema.Int,
+  payload: { id: JobId }
+}) {}
+
+/** A runner reports how an attempt ended. */
+export class Finish extends Schema.TaggedRequest<Finish>()("Finish", {
+  failure: StoreError,
+  success: Schema.Void,
+  payload: {
+    id: JobId,
+    state: Schema.Literal("completed", "failed", "timeout", "killed", "lost"),
+    exitCode: Schema.NullOr(Schema.Int),
+    reason: Schema.NullOr(Schema.String),
+    result: Schema.optional(Schema.Unknown),
+    outputs: Schema.Array(Schema.String)
+  }
+}) {}
+
+/** Kill jobs; replies with the ids that were still active. */
+export class Kill extends Schema.TaggedRequest<Kill>()("Kill", {
+  failure: Schema.Union(JobNotFound, StoreError),
+  success: Schema.Array(JobId),
+  payload: { ids: Schema.Array(JobId), reason: Schema.String }
+}) {}
+
+/** Replies once every message sent before it is committed. */
+export class Flush extends Schema.TaggedRequest<Flush>()("Flush", {
+  failure: StoreError,
+  success: Schema.Void,
+  payload: {}
+}) {}
+
+/** The job ledger's protocol. */
+export const LedgerMessage = Schema.Union(Submit, Start, Finish, Kill, Flush)
+/** A message to the job ledger. */
+export type LedgerMessage = typeof LedgerMessage.Type

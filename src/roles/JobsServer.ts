@@ -1,0 +1,39 @@
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { Jobs } from "../jobs/Jobs.js"
+import { JobsRpc } from "../protocol/JobsRpc.js"
+import type * as Endpoint from "../transport/Endpoint.js"
+import type { ListenFailed } from "../transport/Errors.js"
+import * as SocketRpc from "../transport/SocketRpc.js"
+
+/** The handlers that answer JobsRpc requests from the Jobs service in context. */
+export const layerHandlers: Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof JobsRpc>>, never, Jobs> = JobsRpc.toLayer(
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    return {
+      Submit: ({ spec }) => jobs.submit(spec),
+      SubmitMany: ({ specs }) => jobs.submitMany(specs),
+      Get: ({ id }) => jobs.get(id),
+      Wait: ({ ids, timeoutMs }) => jobs.wait(ids, timeoutMs === undefined ? undefined : { timeout: timeoutMs }),
+      Kill: ({ ids }) => jobs.kill(ids),
+      List: ({ filter }) => jobs.list(filter),
+      Attempts: ({ id }) => jobs.attempts(id),
+      Events: () => jobs.events,
+      Output: ({ channel, follow, id }) => jobs.output(id, channel, { follow }),
+      Clean: ({ filter }) => jobs.clean(filter),
+      Queues: () => jobs.queues
+    }
+  })
+)
+
+/** Serves the Jobs service in context as JobsRpc on every endpoint (one socket server each). */
+export const layer = (
+  endpoints: ReadonlyArray<Endpoint.Endpoint>,
+  options: SocketRpc.ServerOptions = {}
+): Layer.Layer<never, ListenFailed, Jobs> =>
+  Layer.mergeAll(
+    Layer.empty,
+    ...endpoints.map((endpoint) => SocketRpc.layerServer(JobsRpc, endpoint, options))
+  ).pipe(Layer.provide(layerHandlers))

@@ -1,0 +1,65 @@
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+
+/** The newest schema version this build knows; a database with a higher one is refused. */
+export const schemaVersion = 1
+
+/** The table in which the migrator records applied migrations. */
+export const migrationsTable = "troupe_migrations"
+
+const initial = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE troupe_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`
+  yield* sql`INSERT INTO troupe_meta (key, value) VALUES ('application', 'troupe')`
+  yield* sql`CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT,
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    idem_key TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    result TEXT,
+    reason TEXT,
+    outputs TEXT,
+    run_after INTEGER,
+    submitted_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  )`
+  yield* sql`CREATE UNIQUE INDEX jobs_by_key ON jobs (idem_key) WHERE idem_key IS NOT NULL`
+  yield* sql`CREATE INDEX jobs_by_state ON jobs (state, seq)`
+  yield* sql`CREATE INDEX jobs_by_name ON jobs (name, seq) WHERE name IS NOT NULL`
+  yield* sql`CREATE INDEX jobs_by_submitted ON jobs (submitted_at)`
+  yield* sql`CREATE TABLE job_tags (tag TEXT NOT NULL, job_id TEXT NOT NULL, PRIMARY KEY (tag, job_id)) WITHOUT ROWID`
+  yield* sql`CREATE TABLE job_attempts (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    exit_code INTEGER,
+    reason TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+  ) WITHOUT ROWID`
+  // Keyed by job so that one B-tree serves both the append and the per-job history read.
+  yield* sql`CREATE TABLE job_transitions (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    to_state TEXT NOT NULL,
+    from_state TEXT,
+    at INTEGER NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (job_id, attempt, to_state)
+  ) WITHOUT ROWID`
+})
+
+/** Applies every migration this build knows, in order. */
+export const run = Migrator.make({})({
+  loader: Migrator.fromRecord({ "1_initial": initial }),
+  table: migrationsTable
+})

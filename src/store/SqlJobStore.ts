@@ -1,0 +1,327 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { StoreError } from "../domain/Errors.js"
+import type { JobId } from "../domain/JobId.js"
+import { JobAttempt, JobRecord } from "../domain/JobRecord.js"
+import type { JobFilter } from "../domain/JobRecord.js"
+import { JobSpec } from "../domain/JobSpec.js"
+import type { JobState } from "../domain/JobState.js"
+import { terminalStates } from "../domain/JobState.js"
+import type { ActiveJobRow, NewJobRow, TransitionRow } from "./JobStore.js"
+import { JobStore } from "./JobStore.js"
+
+/** Builds a JobStore over the SqlClient in context (SQLite today; the SQL is kept portable). */
+export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const run = (text: string, params: ReadonlyArray<unknown>) => sql.unsafe(text, params).raw
+
+  const insertJobs = (rows: ReadonlyArray<NewJobRow>) =>
+    forEachChunk(rows, (chunk) => {
+      const params: Array<unknown> = []
+      for (const row of chunk) {
+        params.push(
+          row.id,
+          row.name,
+          row.queue,
+          row.state,
+          row.priority,
+          JSON.stringify(row.spec),
+          row.key,
+          row.reason,
+          row.submittedAt,
+          terminalStates.includes(row.state) ? row.submittedAt : null
+        )
+      }
+      return run(
+        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, finished_at) VALUES ${
+          tuples(chunk.length, 10)
+        }`,
+        params
+      )
+    })
+
+  const insertTags = (rows: ReadonlyArray<NewJobRow>) => {
+    const pairs: Array<readonly [string, string]> = []
+    for (const row of rows) for (const tag of new Set(row.spec.tags ?? [])) pairs.push([tag, row.id])
+    return forEachChunk(pairs, (chunk) =>
+      run(`INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES ${tuples(chunk.length, 2)}`, chunk.flat()))
+  }
+
+  const insertTransitions = (rows: ReadonlyArray<TransitionRow>) =>
+    forEachChunk(rows, (chunk) => {
+      const params: Array<unknown> = []
+      for (const t of chunk) params.push(t.id, t.from, t.to, t.at, t.attempt, t.reason)
+      return run(
+        `INSERT OR REPLACE INTO job_transitions (job_id, from_state, to_state, at, attempt, reason) VALUES ${
+          tuples(chunk.length, 6)
+        }`,
+        params
+      )
+    })
+
+  const insertAttempts = (rows: ReadonlyArray<TransitionRow>) =>
+    forEachChunk(rows.filter((t) => t.from === "running"), (chunk) => {
+      const params: Array<unknown> = []
+      for (const t of chunk) {
+        params.push(t.id, t.attempt, t.to === "queued" ? "failed" : t.to, t.exitCode, t.reason, t.attemptStartedAt ?? t.at, t.at)
+      }
+      return run(
+        `INSERT OR REPLACE INTO job_attempts (job_id, attempt, state, exit_code, reason, started_at, finished_at) VALUES ${
+          tuples(chunk.length, 7)
+        }`,
+        params
+      )
+    })
+
+  // Only the last transition of each job in a batch decides its row; the log keeps them all.
+  const updateJobs = (rows: ReadonlyArray<TransitionRow>) => {
+    const last = new Map<JobId, TransitionRow>()
+    for (const t of rows) last.set(t.id, t)
+    return forEachChunk(Array.from(last.values()), (chunk) => {
+      const params: Array<unknown> = []
+      for (const t of chunk) {
+        const terminal = terminalStates.includes(t.to)
+        params.push(
+          t.id,
+          t.to,
+          t.attempt,
+          t.to === "running" ? t.at : null,
+          terminal ? t.at : null,
+          t.exitCode,
+          t.result === undefined ? null : JSON.stringify(t.result),
+          t.reason,
+          t.outputs === undefined ? null : JSON.stringify(t.outputs),
+          t.runAfter ?? null
+        )
+      }
+      return run(
+        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after) AS (VALUES ${
+          tuples(chunk.length, 10)
+        }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
+        finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
+        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after FROM v WHERE jobs.id = v.id`,
+        params
+      )
+    })
+  }
+
+  const commit = (inserts: ReadonlyArray<NewJobRow>, transitions: ReadonlyArray<TransitionRow>) =>
+    Effect.gen(function*() {
+      if (inserts.length > 0) {
+        yield* insertJobs(inserts)
+        yield* insertTags(inserts)
+      }
+      if (transitions.length > 0) {
+        yield* updateJobs(transitions)
+        yield* insertTransitions(transitions)
+        yield* insertAttempts(transitions)
+      }
+    }).pipe(sql.withTransaction, storeError("commit"))
+
+  const states = (ids: ReadonlyArray<JobId>) =>
+    ids.length === 0
+      ? Effect.succeed(new Map<JobId, JobState>())
+      : sql<{ id: JobId; state: JobState }>`SELECT id, state FROM jobs WHERE ${sql.in("id", ids)}`.pipe(
+        Effect.map((rows) => new Map(rows.map((r) => [r.id, r.state] as const))),
+        storeError("read job states")
+      )
+
+  const idsByKey = (keys: ReadonlyArray<string>) =>
+    keys.length === 0
+      ? Effect.succeed(new Map<string, JobId>())
+      : sql<{ id: JobId; idem_key: string }>`SELECT id, idem_key FROM jobs WHERE ${sql.in("idem_key", keys)}`.pipe(
+        Effect.map((rows) => new Map(rows.map((r) => [r.idem_key, r.id] as const))),
+        storeError("read idempotency keys")
+      )
+
+  const get = (ids: ReadonlyArray<JobId>) =>
+    ids.length === 0
+      ? Effect.succeed([])
+      : sql<JobRow>`SELECT * FROM jobs WHERE ${sql.in("id", ids)}`.pipe(
+        Effect.flatMap(decodeRows),
+        storeError("read jobs")
+      )
+
+  const list = (filter: JobFilter) => {
+    const clauses = []
+    if (filter.ids !== undefined) clauses.push(sql.in("id", filter.ids))
+    if (filter.states !== undefined) clauses.push(sql.in("state", filter.states))
+    if (filter.queue !== undefined) clauses.push(sql`queue = ${filter.queue}`)
+    if (filter.name !== undefined) clauses.push(sql`name = ${filter.name}`)
+    if (filter.tag !== undefined) clauses.push(sql`id IN (SELECT job_id FROM job_tags WHERE tag = ${filter.tag})`)
+    if (filter.since !== undefined) clauses.push(sql`submitted_at >= ${filter.since}`)
+    if (filter.before !== undefined) clauses.push(sql`seq < (SELECT seq FROM jobs WHERE id = ${filter.before})`)
+    const where = clauses.length > 0 ? sql`WHERE ${sql.and(clauses)}` : sql``
+    return sql<JobRow>`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ${filter.limit ?? 100}`.pipe(
+      Effect.flatMap(decodeRows),
+      storeError("list jobs")
+    )
+  }
+
+  const attempts = (id: JobId) =>
+    sql<AttemptRow>`SELECT * FROM job_attempts WHERE job_id = ${id} ORDER BY attempt`.pipe(
+      Effect.map((rows) =>
+        rows.map((r) =>
+          new JobAttempt({
+            jobId: r.job_id,
+            attempt: r.attempt,
+            state: r.state,
+            exitCode: r.exit_code,
+            reason: r.reason,
+            startedAt: r.started_at,
+            finishedAt: r.finished_at
+          })
+        )
+      ),
+      storeError("read attempts")
+    )
+
+  const active = sql<ActiveRow>`SELECT id, queue, state, priority, spec, attempts, submitted_at, started_at, run_after
+    FROM jobs WHERE ${sql.in("state", ["pending", "held", "queued", "running"])} ORDER BY seq`.pipe(
+    Effect.flatMap((rows) =>
+      Effect.forEach(rows, (r) =>
+        decodeSpec(r.spec).pipe(Effect.map((spec): ActiveJobRow => ({
+          id: r.id,
+          queue: r.queue,
+          state: r.state,
+          priority: r.priority,
+          spec,
+          attempts: r.attempts,
+          submittedAt: r.submitted_at,
+          startedAt: r.started_at,
+          runAfter: r.run_after
+        }))))
+    ),
+    storeError("read active jobs")
+  )
+
+  const clean = (filter: { readonly olderThanMs: number; readonly states?: ReadonlyArray<JobState> | undefined }, now: number) =>
+    Effect.gen(function*() {
+      const states = (filter.states ?? terminalStates).filter((s) => terminalStates.includes(s))
+      if (states.length === 0) return []
+      const rows = yield* sql<{ id: JobId }>`SELECT id FROM jobs WHERE ${sql.in("state", states)}
+        AND finished_at <= ${now - filter.olderThanMs}`
+      const ids = rows.map((r) => r.id)
+      yield* forEachChunk(ids, (chunk) =>
+        Effect.gen(function*() {
+          yield* sql`DELETE FROM job_transitions WHERE ${sql.in("job_id", chunk)}`
+          yield* sql`DELETE FROM job_attempts WHERE ${sql.in("job_id", chunk)}`
+          yield* sql`DELETE FROM job_tags WHERE ${sql.in("job_id", chunk)}`
+          yield* sql`DELETE FROM jobs WHERE ${sql.in("id", chunk)}`
+        }))
+      return ids
+    }).pipe(sql.withTransaction, storeError("clean jobs"))
+
+  return JobStore.of({ commit, states, idsByKey, get, list, attempts, active, clean })
+})
+
+/** Provides a JobStore over the SqlClient in context. */
+export const layer: Layer.Layer<JobStore, never, SqlClient.SqlClient> = Layer.effect(JobStore, make)
+
+interface JobRow {
+  readonly id: JobId
+  readonly name: string | null
+  readonly queue: string
+  readonly state: JobState
+  readonly priority: number
+  readonly spec: string
+  readonly attempts: number
+  readonly exit_code: number | null
+  readonly result: string | null
+  readonly reason: string | null
+  readonly outputs: string | null
+  readonly submitted_at: number
+  readonly started_at: number | null
+  readonly finished_at: number | null
+}
+
+interface ActiveRow {
+  readonly id: JobId
+  readonly queue: string
+  readonly state: JobState
+  readonly priority: number
+  readonly spec: string
+  readonly attempts: number
+  readonly submitted_at: number
+  readonly started_at: number | null
+  readonly run_after: number | null
+}
+
+interface AttemptRow {
+  readonly job_id: JobId
+  readonly attempt: number
+  readonly state: JobState
+  readonly exit_code: number | null
+  readonly reason: string | null
+  readonly started_at: number
+  readonly finished_at: number
+}
+
+const decodeSpecJson = Schema.decodeUnknown(Schema.parseJson(JobSpec))
+const decodeSpec = (text: string) => decodeSpecJson(text)
+
+const decodeRows = (rows: ReadonlyArray<JobRow>) =>
+  Effect.forEach(rows, (r) =>
+    decodeSpec(r.spec).pipe(Effect.map((spec) =>
+      new JobRecord({
+        id: r.id,
+        name: r.name,
+        queue: r.queue,
+        state: r.state,
+        priority: r.priority,
+        spec,
+        attempts: r.attempts,
+        exitCode: r.exit_code,
+        ...(r.result === null ? {} : { result: JSON.parse(r.result) as unknown }),
+        reason: r.reason,
+        outputs: r.outputs === null ? [] : (JSON.parse(r.outputs) as Array<string>),
+        submittedAt: r.submitted_at,
+        startedAt: r.started_at,
+        finishedAt: r.finished_at
+      }, { disableValidation: true })
+    )))
+
+const storeError = (what: string) => <A, R>(effect: Effect.Effect<A, SqlError | { readonly _tag: string }, R>) =>
+  Effect.mapError(effect, (cause) => new StoreError({ message: `could not ${what}: ${describe(cause)}`, cause }))
+
+const describe = (cause: unknown): string => {
+  const inner = (cause as { cause?: unknown }).cause
+  if (inner instanceof Error) return inner.message
+  if (cause instanceof Error) return cause.message
+  return String(cause)
+}
+
+// Statement sizes are powers of four so that prepared statements are reused across batches.
+const chunkSizes = [256, 64, 16, 4, 1] as const
+
+const forEachChunk = <T, E, R>(
+  rows: ReadonlyArray<T>,
+  f: (chunk: ReadonlyArray<T>) => Effect.Effect<unknown, E, R>
+): Effect.Effect<void, E, R> =>
+  Effect.suspend(() => {
+    const chunks: Array<ReadonlyArray<T>> = []
+    let offset = 0
+    for (const size of chunkSizes) {
+      while (rows.length - offset >= size) {
+        chunks.push(rows.slice(offset, offset + size))
+        offset += size
+      }
+    }
+    return Effect.forEach(chunks, f, { discard: true })
+  })
+
+const tupleCache = new Map<string, string>()
+
+const tuples = (rows: number, columns: number): string => {
+  const key = `${rows}x${columns}`
+  let text = tupleCache.get(key)
+  if (text === undefined) {
+    const one = `(${Array.from({ length: columns }, () => "?").join(", ")})`
+    text = Array.from({ length: rows }, () => one).join(", ")
+    tupleCache.set(key, text)
+  }
+  return text
+}

@@ -1,0 +1,201 @@
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
+import * as Socket from "@effect/platform/Socket"
+import * as SocketServer from "@effect/platform/SocketServer"
+import type * as Rpc from "@effect/rpc/Rpc"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Fs from "node:fs/promises"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Endpoint from "./Endpoint.js"
+import { ConnectFailed, ListenFailed } from "./Errors.js"
+
+/** Options for serving an RpcGroup on a socket endpoint. */
+export interface ServerOptions {
+  /** How many requests one server handles at once; default unbounded. */
+  readonly concurrency?: number | "unbounded"
+  /** Permission bits for a Unix socket file; default 0o600 (owner only). */
+  readonly socketMode?: number
+}
+
+/** Options for a socket RPC client. */
+export interface ClientOptions {
+  /** How long opening a connection may take before it fails; default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput
+}
+
+/** The default time allowed to open a connection. */
+export const defaultConnectTimeout: Duration.Duration = Duration.seconds(5)
+
+/** Serves an RpcGroup on a TCP or Unix socket endpoint, with msgpack framing, Nagle off and no per-request spans. */
+export const layerServer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions = {}
+): Layer.Layer<never, ListenFailed, Rpc.ToHandler<Rpcs> | Rpc.Context<Rpcs> | Rpc.Middleware<Rpcs>> =>
+  RpcServer.layer(group, {
+    disableTracing: true,
+    spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
+    concurrency: options.concurrency ?? "unbounded"
+  }).pipe(Layer.provide(layerServerProtocol(endpoint, options)))
+
+/** The RPC server Protocol for one socket endpoint: binds it, removing a stale Unix socket file first. */
+export const layerServerProtocol = (
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions = {}
+): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
+  RpcServer.layerProtocolSocketServer.pipe(
+    Layer.provide(layerSocketServer(endpoint, options)),
+    Layer.provide(RpcSerialization.layerMsgPack)
+  )
+
+/** A bound SocketServer for one endpoint; a Unix socket file gets `socketMode` and is removed on close. */
+export const layerSocketServer = (
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions = {}
+): Layer.Layer<SocketServer.SocketServer, ListenFailed> =>
+  Layer.scoped(SocketServer.SocketServer, makeSocketServer(endpoint, options))
+
+/** The RPC client Protocol for one socket endpoint, with msgpack framing, Nagle off and a bounded connect time. */
+export const layerClientProtocol = (
+  endpoint: Endpoint.Endpoint,
+  options: ClientOptions = {}
+): Layer.Layer<RpcClient.Protocol> =>
+  RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
+    Layer.provide(
+      Layer.effect(
+        Socket.Socket,
+        NodeSocket.makeNet({
+          ...connectOptions(endpoint),
+          openTimeout: options.connectTimeout ?? defaultConnectTimeout
+        })
+      ).pipe(Layer.orDie)
+    ),
+    Layer.provide(RpcSerialization.layerMsgPack)
+  )
+
+/** Opens and closes one connection to check that something accepts connections at the endpoint. */
+export const checkReachable = (
+  endpoint: Endpoint.Endpoint,
+  options: ClientOptions = {}
+): Effect.Effect<void, ConnectFailed> => {
+  const timeout = Duration.decode(options.connectTimeout ?? defaultConnectTimeout)
+  return Effect.async<void, ConnectFailed>((resume) => {
+    const socket = Net.createConnection(connectOptions(endpoint))
+    socket.once("connect", () => {
+      socket.destroy()
+      resume(Effect.void)
+    })
+    socket.once("error", (error) => resume(Effect.fail(connectFailed(endpoint, error))))
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () =>
+        connectFailedWith(endpoint, "timeout", `no answer within ${Duration.format(timeout)}`)
+    })
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// private
+
+const connectOptions = (endpoint: Endpoint.Endpoint): Net.NetConnectOpts =>
+  endpoint._tag === "Tcp"
+    ? { host: endpoint.host, port: endpoint.port, noDelay: true }
+    : { path: endpoint.path }
+
+const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.Endpoint, options: ServerOptions) {
+  const url = Endpoint.format(endpoint)
+  if (endpoint._tag === "Unix") yield* prepareUnixPath(endpoint)
+  const server = yield* NodeSocketServer.make(
+    endpoint._tag === "Tcp"
+      ? { host: endpoint.host, port: endpoint.port, noDelay: true }
+      : { path: endpoint.path }
+  ).pipe(Effect.mapError((error) => listenFailed(url, error.cause)))
+  if (endpoint._tag === "Unix") {
+    const mode = options.socketMode ?? 0o600
+    yield* Effect.tryPromise({
+      try: () => Fs.chmod(endpoint.path, mode),
+      catch: (cause) => listenFailed(url, cause)
+    })
+  }
+  return server
+})
+
+// A socket file left by a crashed server is removed; a live server's socket, or any other file, is kept.
+const prepareUnixPath = Effect.fnUntraced(function*(endpoint: Endpoint.UnixEndpoint) {
+  const url = Endpoint.format(endpoint)
+  yield* Effect.tryPromise({
+    try: () => Fs.mkdir(Path.dirname(endpoint.path), { recursive: true, mode: 0o700 }),
+    catch: (cause) => listenFailed(url, cause)
+  })
+  const stat = yield* Effect.promise(() => Fs.lstat(endpoint.path).catch(() => undefined))
+  if (stat === undefined) return
+  if (!stat.isSocket()) {
+    return yield* new ListenFailed({
+      url,
+      reason: "not-a-socket",
+      message: `cannot listen on ${url}: the path exists and is not a socket`
+    })
+  }
+  const live = yield* checkReachable(endpoint, { connectTimeout: Duration.seconds(1) }).pipe(
+    Effect.as(true),
+    Effect.catchAll(() => Effect.succeed(false))
+  )
+  if (live) {
+    return yield* new ListenFailed({
+      url,
+      reason: "in-use-by-live-server",
+      message: `cannot listen on ${url}: another server is listening on it`
+    })
+  }
+  yield* Effect.logDebug("removing stale unix socket").pipe(Effect.annotateLogs("path", endpoint.path))
+  yield* Effect.tryPromise({
+    try: () => Fs.unlink(endpoint.path),
+    catch: (cause) => listenFailed(url, cause)
+  })
+})
+
+const errorCode = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
+    ? cause.code
+    : undefined
+
+const listenFailed = (url: string, cause: unknown): ListenFailed => {
+  const code = errorCode(cause)
+  const [reason, detail] = code === "EADDRINUSE"
+    ? ["address-in-use", "address already in use"] as const
+    : code === "EACCES" || code === "EPERM"
+    ? ["permission-denied", "permission denied"] as const
+    : ["other", cause instanceof Error ? cause.message : String(cause)] as const
+  return new ListenFailed({ url, reason, message: `cannot listen on ${url} (${detail})`, cause })
+}
+
+const connectFailed = (endpoint: Endpoint.Endpoint, cause: Error): ConnectFailed => {
+  const code = errorCode(cause)
+  return code === "ECONNREFUSED"
+    ? connectFailedWith(endpoint, "refused", "connection refused")
+    : code === "ENOENT"
+    ? connectFailedWith(endpoint, "not-found", "no such socket")
+    : code === "EACCES" || code === "EPERM"
+    ? connectFailedWith(endpoint, "permission-denied", "permission denied")
+    : code === "ETIMEDOUT"
+    ? connectFailedWith(endpoint, "timeout", "connection timed out")
+    : connectFailedWith(endpoint, "other", code !== undefined ? `${code}: ${cause.message}` : cause.message)
+}
+
+const connectFailedWith = (
+  endpoint: Endpoint.Endpoint,
+  reason: ConnectFailed["reason"],
+  detail: string
+): ConnectFailed => {
+  const url = Endpoint.format(endpoint)
+  return new ConnectFailed({ url, reason, detail, message: `cannot reach ${url} (${detail})` })
+}
