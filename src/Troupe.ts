@@ -40,10 +40,13 @@ export interface TroupeOptions {
 /** The default database path, relative to the working directory. */
 export const defaultDatabase = path.join(".troupe", "troupe.db")
 
+/** What the embedded runtime provides. */
+export type TroupeLayerOut = Jobs | Functions.Functions | Supervisor.Supervisor
+
 /** The embedded runtime: Jobs and the function registry over a local SQLite file. */
 export const layer = (
   options: TroupeOptions = {}
-): Layer.Layer<Jobs | Functions.Functions | Supervisor.Supervisor, IncompatibleDatabase | StoreError> => {
+): Layer.Layer<TroupeLayerOut, IncompatibleDatabase | StoreError> => {
   const database = path.resolve(options.database ?? defaultDatabase)
   const runtime = JobsLive.layer({
     dataDir: path.resolve(options.dataDir ?? path.dirname(database)),

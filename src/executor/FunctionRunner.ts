@@ -1,7 +1,6 @@
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -105,10 +104,10 @@ const runInProcess = (
   codec: Codec,
   args: unknown
 ): Effect.Effect<RunOutcome> =>
-  Effect.flatMap(Effect.either(codec.decode(args)), (decoded) =>
-    Either.isLeft(decoded)
-      ? Effect.succeed(invalidArgs(name, decoded.left))
-      : finishCall(name, codec, invoke(definition, decoded.right)))
+  Effect.matchEffect(codec.decode(args), {
+    onFailure: (error) => Effect.succeed(invalidArgs(name, error)),
+    onSuccess: (decoded) => finishCall(name, codec, invoke(definition, decoded))
+  })
 
 const runOnThread = (
   name: string,
@@ -123,17 +122,18 @@ const runOnThread = (
       failed(`function ${name} cannot run on a thread: its definition has no module { url, export }`)
     )
   }
-  return Effect.flatMap(Effect.either(codec.decode(args)), (decoded) =>
-    Either.isLeft(decoded)
-      ? Effect.succeed(invalidArgs(name, decoded.left))
-      : finishCall(
+  return Effect.matchEffect(codec.decode(args), {
+    onFailure: (error) => Effect.succeed(invalidArgs(name, error)),
+    onSuccess: () =>
+      finishCall(
         name,
         codec,
         Effect.tryPromise({
           try: (signal) => getPool().run(args, { filename: module.url, name: module.export, signal }),
           catch: (error) => error
         })
-      ))
+      )
+  })
 }
 
 // Calls the function however it answers: an Effect, a Promise or a plain value; a throw is a failure.

@@ -60,7 +60,7 @@ interface AttemptConfig {
 }
 
 // How often a dying group is probed, and how long after SIGKILL we wait at most.
-const probeIntervalMs = 20
+const probeIntervalMs = 25
 const afterKillMaxWaitMs = 2000
 // Once the group is gone, pipes still held by escaped processes are closed after this delay.
 const strayPipeGraceMs = 200
@@ -128,6 +128,8 @@ class ShellAttempt {
     })
     child.on("exit", (code, signal) => {
       this.exit = { code, signal }
+      // While killing, the rest of the group is watched once the leader is gone.
+      if (this.killing && !this.groupGone) this.probe(child.pid!)
       this.check()
     })
     if (child.stdout) out.attach(child.stdout)
@@ -163,7 +165,7 @@ class ShellAttempt {
     }
     signalGroup(pid, "SIGTERM")
     this.killTimer = setTimeout(() => this.forceKill(pid), this.config.killGraceMs)
-    this.probe(pid)
+    if (this.exit !== undefined) this.probe(pid)
   }
 
   private forceKill(pid: number): void {
@@ -172,7 +174,9 @@ class ShellAttempt {
     this.killTimer = setTimeout(() => this.markGroupGone(), afterKillMaxWaitMs)
   }
 
+  // Polls the group (only on the kill path, after the leader has exited) until no live member is left.
   private probe(pid: number): void {
+    clearTimeout(this.probeTimer)
     if (!groupAlive(pid)) return this.markGroupGone()
     this.probeTimer = setTimeout(() => this.probe(pid), probeIntervalMs)
   }

@@ -64,6 +64,8 @@ export const make = (options: RuntimeOptions) =>
     const scope = yield* Effect.scope
     const runtime = yield* Effect.runtime<Supervisor>()
     const runnerScope = yield* Scope.fork(scope, ExecutionStrategy.parallel)
+    // Queue actors are created on demand; their scope closes after the shutdown finalizer below has run.
+    const actorScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     const completions = new Completions()
     const hub = yield* PubSub.sliding<ReadonlyArray<JobEvent>>(65_536)
     let subscribers = 0
@@ -82,7 +84,7 @@ export const make = (options: RuntimeOptions) =>
       if (handle === undefined) {
         handle = Runtime.runSync(runtime)(
           QueueActor.make({ name, concurrency: concurrencyOf(name), runJob, runnerScope }).pipe(
-            Scope.extend(scope)
+            Scope.extend(actorScope)
           )
         )
         queues.set(name, handle)

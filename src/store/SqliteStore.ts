@@ -27,7 +27,8 @@ export const layerClient = (
   Layer.scopedContext(Effect.gen(function*() {
     const filename = path.resolve(options.filename)
     yield* checkHeader(filename)
-    const client = yield* SqliteClient.make({ filename }).pipe(
+    // WAL is switched on below, after the exclusive locking mode, so that the lock covers the WAL too.
+    const client = yield* SqliteClient.make({ filename, disableWAL: true }).pipe(
       Effect.mapError((cause) => new StoreError({ message: `cannot open ${filename}`, cause }))
     )
     yield* prepare(client, filename)
@@ -83,24 +84,16 @@ const prepare = (client: SqliteClient.SqliteClient, filename: string) =>
   Effect.gen(function*() {
     const sql = client
     // NORMAL in WAL mode survives a process crash; only a power loss may drop the last commits.
-    yield* sql`PRAGMA synchronous = NORMAL`
     yield* sql`PRAGMA busy_timeout = 100`
+    // One process writes one database file: hold the lock for the life of the connection.
+    yield* sql`PRAGMA locking_mode = EXCLUSIVE`
+    yield* sql`PRAGMA journal_mode = WAL`.pipe(Effect.mapError((cause) => inUse(filename, cause)))
+    yield* sql`PRAGMA synchronous = NORMAL`
     // Keep the hot index pages in memory: list queries over a million jobs stay fast.
     yield* sql`PRAGMA cache_size = -65536`
     // Checkpoint less often: hot pages are then written back once per many commits.
     yield* sql`PRAGMA wal_autocheckpoint = 8192`
-    // One process writes one database file: hold the lock for the life of the connection.
-    yield* sql`PRAGMA locking_mode = EXCLUSIVE`
-    yield* sql`BEGIN IMMEDIATE`.pipe(
-      Effect.zipRight(sql`COMMIT`),
-      Effect.mapError((cause) =>
-        new StoreError({
-          message: `${filename} is in use by another Troupe process (one process owns a database; ` +
-            `talk to it with --server, or use another --db)`,
-          cause
-        })
-      )
-    )
+    yield* sql`BEGIN IMMEDIATE`.pipe(Effect.zipRight(sql`COMMIT`), Effect.mapError((cause) => inUse(filename, cause)))
     yield* checkIdentity(client, filename)
     yield* Migrations.run.pipe(
       Effect.provideService(SqlClient.SqlClient, client),
@@ -139,6 +132,13 @@ const checkIdentity = (sql: SqliteClient.SqliteClient, filename: string) =>
           `upgrade Troupe to use it`
       })
     }
+  })
+
+const inUse = (filename: string, cause: unknown) =>
+  new StoreError({
+    message: `${filename} is in use by another Troupe process (one process owns a database; ` +
+      `talk to it with --server, or use another --db)`,
+    cause
   })
 
 const describe = (cause: { readonly cause?: unknown; readonly message: string }): string =>

@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as OutputFollower from "../../src/executor/OutputFollower.js"
 import * as ShellRunner from "../../src/executor/ShellRunner.js"
-import { requestFor, tempDir } from "./support.js"
+import { eventually, requestFor, tempDir } from "./support.js"
 
 const decoder = new TextDecoder()
 
@@ -45,14 +45,27 @@ describe("OutputFollower", () => {
       const root = yield* tempDir
       const file = path.join(root, "later", "stdout")
       let done = false
-      const fiber = yield* Effect.fork(
-        collectText(OutputFollower.follow(file, { follow: true, isDone: Effect.sync(() => done) }))
+      let checks = 0
+      const isDone = Effect.sync(() => {
+        checks++
+        return done
+      })
+      const received = yield* Queue.unbounded<string>()
+      const follower = yield* Effect.fork(
+        OutputFollower.follow(file, { follow: true, isDone, pollIntervalMs: 50 }).pipe(
+          Stream.runForEach((chunk) => Queue.offer(received, decoder.decode(chunk)))
+        )
       )
+      yield* eventually("the follower to wait for the file", () => checks > 0)
       fs.mkdirSync(path.dirname(file))
       fs.writeFileSync(file, "one\n")
+      assert.strictEqual(yield* Queue.take(received), "one\n")
       fs.appendFileSync(file, "two\n")
+      assert.strictEqual(yield* Queue.take(received), "two\n")
+      fs.appendFileSync(file, "three\n")
       done = true
-      assert.strictEqual(yield* Fiber.join(fiber), "one\ntwo\n")
+      yield* Fiber.join(follower)
+      assert.strictEqual(Chunk.join(yield* Queue.takeAll(received), ""), "three\n")
     }))
 
   it.scopedLive("streams a running job's output before the job ends", () =>

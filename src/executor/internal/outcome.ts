@@ -3,13 +3,22 @@ import { RunOutcome } from "../Executor.js"
 const noOutputs: ReadonlyArray<string> = []
 
 /** A completed outcome; validation is skipped because every field is built here. */
-export const completed = (exitCode: number | null, outputs = noOutputs, result?: unknown): RunOutcome =>
-  new RunOutcome(
+export const completed = (exitCode: number | null, outputs = noOutputs, result?: unknown): RunOutcome => {
+  if (result === undefined && outputs === noOutputs) {
+    // The common bare outcomes are shared: outcomes are immutable values.
+    if (exitCode === 0) return completedZero
+    if (exitCode === null) return completedNull
+  }
+  return new RunOutcome(
     result === undefined
       ? { state: "completed", exitCode, reason: null, outputs }
       : { state: "completed", exitCode, reason: null, outputs, result },
     true
   )
+}
+
+const completedZero = new RunOutcome({ state: "completed", exitCode: 0, reason: null, outputs: noOutputs }, true)
+const completedNull = new RunOutcome({ state: "completed", exitCode: null, reason: null, outputs: noOutputs }, true)
 
 /** A failed outcome with a human-readable reason. */
 export const failed = (reason: string, exitCode: number | null = null, outputs = noOutputs): RunOutcome =>

@@ -1,0 +1,11 @@
+import * as Troupe from "../src/Troupe.js"
+const t = await Troupe.open({ database: "/tmp/sd/t.db", shutdownGraceMs: 100 })
+const a = await t.submit({ command: ["sleep", "5"] })
+await new Promise((r) => setTimeout(r, 300))
+console.log((await t.get(a)).state)
+const t0 = Date.now()
+await t.close()
+console.log("closed in", Date.now() - t0, "ms")
+const t2 = await Troupe.open({ database: "/tmp/sd/t.db" })
+console.log((await t2.get(a)).state, (await t2.get(a)).reason)
+await t2.close()

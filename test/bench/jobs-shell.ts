@@ -1,0 +1,2 @@
+import type { Bench } from "./lib.js"
+export const bench: Bench = { name: "jobs-shell", description: "todo", run: async () => {} }
