@@ -95,8 +95,8 @@ class ShellAttempt {
     const stderrPath = path.join(jobDir, "stderr")
     // A retry must not show the output of an earlier attempt; the files are recreated on first byte.
     if (this.request.attempt > 1) {
-      fs.rmSync(stdoutPath, { force: true })
-      fs.rmSync(stderrPath, { force: true })
+      removeQuietly(stdoutPath)
+      removeQuietly(stderrPath)
     }
     const done = () => this.streamDone()
     const out = new CappedFile(stdoutPath, this.config.outputCapBytes, done)
@@ -249,6 +249,14 @@ class ShellAttempt {
 
 const describeCommand = (command: string | ReadonlyArray<string>): string =>
   typeof command === "string" ? command : command.join(" ")
+
+const removeQuietly = (file: string): void => {
+  try {
+    fs.rmSync(file, { force: true })
+  } catch {
+    // a file that cannot be removed is overwritten on the first byte anyway
+  }
+}
 
 const isDirectory = (dir: string): boolean => {
   try {

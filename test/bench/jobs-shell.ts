@@ -1,2 +1,144 @@
-import type { Bench } from "./lib.js"
-export const bench: Bench = { name: "jobs-shell", description: "todo", run: async () => {} }
+/**
+ * Shell jobs running `true`, at concurrency = cores, against raw `child_process.spawn("true")`
+ * at the same concurrency, measured in the same run.
+ *
+ * Both sides run `cores` loops; each loop starts one process and waits for it to end before the
+ * next. For Troupe a loop is submit → wait (so the latency is submit → completed, with the job's
+ * stdout/stderr captured to files and every transition committed); for raw spawn it is
+ * spawn → 'exit'. Troupe is also measured with one submitMany of every job, then one wait.
+ */
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import * as os from "node:os"
+import { Jobs } from "../../src/jobs/Jobs.js"
+import type { JobSpecInput } from "../../src/jobs/Jobs.js"
+import type { Bench, Latency } from "./lib.js"
+import { latency, ms, notes, now, progress, rate, ratio, table, verdict } from "./lib.js"
+import { countStates, openRuntime } from "./troupe.js"
+
+const name = "jobs-shell"
+const total = Number(process.env["BENCH_SHELL_JOBS"] ?? 1_000)
+const warmup = 100
+const cores = os.availableParallelism()
+const spec: JobSpecInput = { command: ["true"] }
+
+interface Row {
+  readonly label: string
+  readonly jobs: number
+  readonly seconds: number
+  readonly latency: Latency | undefined
+}
+
+const submitWaitLoops = (loops: number, count: number) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const samples: Array<number> = []
+    let next = 0
+    const loop = Effect.gen(function*() {
+      while (next < count) {
+        next++
+        const t0 = now()
+        const id = yield* jobs.submit(spec)
+        const [record] = yield* jobs.wait([id], { timeout: "60 seconds" })
+        if (record!.state !== "completed") return yield* Effect.dieMessage(`job ${id} ended ${record!.state}: ${record!.reason}`)
+        samples.push(now() - t0)
+      }
+    })
+    const t0 = now()
+    yield* Effect.all(Array.from({ length: loops }, () => loop), { concurrency: "unbounded", discard: true })
+    return { seconds: (now() - t0) / 1000, samples }
+  })
+
+const bulk = (count: number) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const t0 = now()
+    const ids = yield* jobs.submitMany(Array.from({ length: count }, () => spec))
+    const records = yield* jobs.wait(ids, { timeout: "300 seconds" })
+    const bad = records.filter((r) => r.state !== "completed")
+    if (bad.length > 0) return yield* Effect.dieMessage(`${bad.length} jobs did not complete: ${bad[0]!.reason}`)
+    return { seconds: (now() - t0) / 1000 }
+  })
+
+const troupe = async (): Promise<{ loops: Row; bulk: Row }> => {
+  const rt = await openRuntime("shell", { cores })
+  try {
+    await rt.runtime.runPromise(submitWaitLoops(cores, warmup))
+    progress(name, `troupe: ${total} \`true\` jobs from ${cores} submit → wait loops`)
+    const l = await rt.runtime.runPromise(submitWaitLoops(cores, total))
+    progress(name, `troupe: submitMany(${total}) → wait all`)
+    const b = await rt.runtime.runPromise(bulk(total))
+    await rt.close()
+    const completed = (await countStates(rt.database)).get("completed") ?? 0
+    if (completed !== warmup + 2 * total) throw new Error(`expected ${warmup + 2 * total} completed rows, found ${completed}`)
+    return {
+      loops: { label: `Troupe ${cores} loops submit → completed (queue concurrency ${cores})`, jobs: total, seconds: l.seconds, latency: latency(l.samples) },
+      bulk: { label: `Troupe submitMany(${total.toLocaleString("en-US")}) → wait all (queue concurrency ${cores})`, jobs: total, seconds: b.seconds, latency: undefined }
+    }
+  } finally {
+    await rt.close().catch(() => {})
+    rt.remove()
+  }
+}
+
+const spawnTrue = (): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("true", [], { stdio: "ignore" })
+    child.once("error", reject)
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`true exited ${code}`))))
+  })
+
+const raw = async (): Promise<Row> => {
+  const loops = async (count: number) => {
+    const samples: Array<number> = []
+    let next = 0
+    const loop = async () => {
+      while (next < count) {
+        next++
+        const t0 = now()
+        await spawnTrue()
+        samples.push(now() - t0)
+      }
+    }
+    const t0 = now()
+    await Promise.all(Array.from({ length: cores }, loop))
+    return { seconds: (now() - t0) / 1000, samples }
+  }
+  await loops(warmup)
+  progress(name, `raw: ${total} spawn("true") from ${cores} loops`)
+  const r = await loops(total)
+  return { label: `raw child_process.spawn("true"), ${cores} loops`, jobs: total, seconds: r.seconds, latency: latency(r.samples) }
+}
+
+const run = async (): Promise<void> => {
+  // Raw first and last, so that a drift of the machine during the run shows.
+  const rawBefore = await raw()
+  const t = await troupe()
+  const rawAfter = await raw()
+  const rawBest = rawBefore.jobs / rawBefore.seconds >= rawAfter.jobs / rawAfter.seconds ? rawBefore : rawAfter
+  const rows = [t.loops, t.bulk, { ...rawBefore, label: `${rawBefore.label} (before Troupe)` }, { ...rawAfter, label: `${rawAfter.label} (after Troupe)` }]
+  table(
+    `jobs-shell: \`true\` shell jobs at concurrency = cores (${cores})`,
+    ["scenario", "jobs", "jobs/s", "p50", "p99"],
+    rows.map((r) => [
+      r.label,
+      r.jobs.toLocaleString("en-US"),
+      rate(r.jobs / r.seconds),
+      r.latency === undefined ? "-" : ms(r.latency.p50),
+      r.latency === undefined ? "-" : ms(r.latency.p99)
+    ])
+  )
+  const tps = (r: Row) => r.jobs / r.seconds
+  const share = tps(t.loops) / tps(rawBest)
+  notes([
+    `Troupe / raw spawn (submit → wait loops vs the faster raw run): ${ratio(tps(t.loops), tps(rawBest))}`,
+    `Troupe / raw spawn (submitMany vs the faster raw run): ${ratio(tps(t.bulk), tps(rawBest))}`,
+    `p50 latency Troupe / raw: ${ratio(t.loops.latency!.p50, rawBest.latency!.p50)} (lower is better)`,
+    `bar ≥ 80% of raw: ${verdict(share >= 0.8)} (${(share * 100).toFixed(0)}% with submit → wait loops, ` +
+    `${((tps(t.bulk) / tps(rawBest)) * 100).toFixed(0)}% with submitMany)`,
+    "Troupe runs each job as a detached process group with stdout/stderr captured to files under the job's folder; " +
+    "raw spawn uses stdio 'ignore'. Jobs use the argv form `{ command: [\"true\"] }` (no shell)."
+  ])
+}
+
+export const bench: Bench = { name, description: "`true` shell jobs vs raw child_process.spawn", run }

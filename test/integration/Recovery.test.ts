@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
+import { createRequire } from "node:module"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -85,7 +86,10 @@ describe("crash recovery", () => {
     assert.strictEqual(await reason(garbage), "IncompatibleDatabase:not-sqlite")
     assert.strictEqual(fs.readFileSync(garbage, "utf8"), "this is not a database at all, just some text")
 
-    const Database = (await import("better-sqlite3")).default
+    const Database = createRequire(import.meta.url)("better-sqlite3") as new(file: string) => {
+      exec(sql: string): void
+      close(): void
+    }
     const foreign = path.join(dir, "foreign.db")
     const db = new Database(foreign)
     db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY)")

@@ -1,0 +1,12 @@
+/** Troupe's embedded API: the runtime layer, the Promise facade, and the job domain. */
+export * from "./Troupe.js"
+export { Jobs } from "./jobs/Jobs.js"
+export type { JobSpecInput, SubmitError } from "./jobs/Jobs.js"
+export { JobSpec } from "./domain/JobSpec.js"
+export { JobId } from "./domain/JobId.js"
+export { JobState, isTerminal, stateGroup } from "./domain/JobState.js"
+export { JobAttempt, JobEvent, JobFilter, JobRecord, QueueSummary } from "./domain/JobRecord.js"
+export * from "./domain/Errors.js"
+export { Functions } from "./executor/Functions.js"
+export type { FunctionDefinition } from "./executor/Functions.js"
+export { SupervisorEvent } from "./actors/Supervisor.js"
