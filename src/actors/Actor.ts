@@ -1,4 +1,3 @@
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -87,12 +86,20 @@ export const make = <M, R>(options: ActorOptions<M, R>): Effect.Effect<ActorRef<
     })
     const fiber = yield* supervisor.supervise(options.name, run, options.policy)
 
+    // A callback rather than a Deferred: asks sit on the hot path of every job.
     const ask = <Req extends M & Request.Request<any, any>>(message: Req) =>
-      Effect.flatMap(Deferred.make<Request.Request.Success<Req>, Request.Request.Error<Req>>(), (deferred) =>
-        deliver({
+      Effect.async<Request.Request.Success<Req>, Request.Request.Error<Req> | MailboxFull>((resume) => {
+        let answered = false
+        const delivered = Queue.unsafeOffer(mailbox, {
           message,
-          reply: (exit) => Deferred.unsafeDone(deferred, exit as Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>)
-        }).pipe(Effect.zipRight(Deferred.await(deferred))))
+          reply: (exit) => {
+            if (answered) return
+            answered = true
+            resume(exit as Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>)
+          }
+        })
+        if (!delivered) resume(Effect.fail(full))
+      })
 
     return {
       name: options.name,

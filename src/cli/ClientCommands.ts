@@ -90,7 +90,11 @@ export const status: ClientCommand = {
     const client = yield* connect
     const records = ids.length > 0
       ? yield* inOrder(ids, yield* client.list({ ids, limit: ids.length }))
-      : yield* client.list(compact({ limit, states: states.length > 0 ? states : undefined, queue: Args.string(parsed, "queue") }))
+      : yield* client.list(compact({
+        limit,
+        states: states.length > 0 ? states : undefined,
+        queue: Args.string(parsed, "queue")
+      }))
     yield* Args.flag(parsed, "json")
       ? Output.line(JSON.stringify(records.map(Format.jobJson), null, 2))
       : Output.out(Format.jobTable(records, Date.now()))

@@ -35,9 +35,11 @@ export const run = Effect.fnUntraced(function*(parsed: Args.Parsed) {
     name: Args.string(parsed, "name"),
     timeLimitMs
   })
+  // Ctrl-C on `run` means "stop the command now": no shutdown grace period.
   const runtime = Troupe.layer(compact<Troupe.TroupeOptions>({
     database: Args.string(parsed, "db"),
-    dataDir: Args.string(parsed, "data-dir")
+    dataDir: Args.string(parsed, "data-dir"),
+    shutdownGraceMs: 100
   }))
   return yield* runOne(spec).pipe(Effect.provide(runtime))
 })

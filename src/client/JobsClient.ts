@@ -1,6 +1,7 @@
 import * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -117,7 +118,17 @@ const fromRpcClient = (url: string, rpc: JobsRpcClient): JobsClient["Type"] => {
         cause: error
       })
       : error
-  const call = <A>(effect: Effect.Effect<A, RpcClientError | JobsError>) => Effect.mapError(effect, lost)
+  // A call the server interrupted (it is shutting down) ends like a lost connection, not as our interruption.
+  const ended = (cause: Cause.Cause<RpcClientError | JobsError>): Cause.Cause<JobsClientError> =>
+    Cause.isInterruptedOnly(cause)
+      ? Cause.fail(
+        new ServerUnreachable({ url, reason: "connection-lost", message: `server ${url} ended the call (shut down?)` })
+      )
+      : Cause.map(cause, lost)
+  const call = <A>(effect: Effect.Effect<A, RpcClientError | JobsError>) =>
+    Effect.catchAllCause(effect, (cause) => Effect.failCause(ended(cause)))
+  const stream = <A>(self: Stream.Stream<A, RpcClientError | JobsError>) =>
+    Stream.catchAllCause(self, (cause) => Stream.failCause(ended(cause)))
   return JobsClient.of({
     url,
     submit: (spec) => Effect.flatMap(decodeSpec(spec), (spec) => call(rpc.Submit({ spec }))),
@@ -135,13 +146,10 @@ const fromRpcClient = (url: string, rpc: JobsRpcClient): JobsClient["Type"] => {
     list: (filter = {}) =>
       Effect.flatMap(decodeInput(JobFilter, "filter", filter), (filter) => call(rpc.List({ filter }))),
     attempts: (id) => Effect.flatMap(decodeIds([id]), ([id]) => call(rpc.Attempts({ id: id! }))),
-    events: Stream.mapError(rpc.Events(undefined), lost),
+    events: stream(rpc.Events(undefined)),
     output: (id, channel, options) =>
       Stream.unwrap(Effect.map(decodeIds([id]), ([id]) =>
-        Stream.mapError(
-          rpc.Output({ id: id!, channel, follow: options?.follow ?? false }),
-          lost
-        ))),
+        stream(rpc.Output({ id: id!, channel, follow: options?.follow ?? false })))),
     clean: (filter) =>
       Effect.flatMap(decodeInput(CleanFilter, "clean filter", filter), (filter) => call(rpc.Clean({ filter }))),
     queues: call(rpc.Queues(undefined))

@@ -68,7 +68,8 @@ export const connectJobs = async (
       if (Exit.isSuccess(exit)) return exit.value
       throw Cause.squash(exit.cause)
     })
-  const iterate = <A, E>(stream: Stream.Stream<A, E>): AsyncIterable<A> => Stream.toAsyncIterableRuntime(stream, runtime)
+  const iterate = <A, E>(stream: Stream.Stream<A, E>): AsyncIterable<A> =>
+    Stream.toAsyncIterableRuntime(stream, runtime)
   return {
     url: client.url,
     submit: (spec) => run(client.submit(spec)),

@@ -1,9 +1,16 @@
 /**
- * `troupe/client`: typed clients for Troupe's roles. Effect users take `JobsClient.layer(url)` (a Layer of the JobsClient service);
- * everyone else calls `connectJobs(url)` and gets Promises and async iterables.
+ * `troupe/client`: typed clients for Troupe's roles. Effect users take `JobsClient.layer(url)`
+ * (a Layer of the JobsClient service); everyone else calls `connectJobs(url)` and gets Promises
+ * and async iterables.
  */
 export { JobsClient } from "./JobsClient.js"
-export type { CleanFilterInput, JobsClientError, JobsClientOptions, ListFilterInput, SubmitInput } from "./JobsClient.js"
+export type {
+  CleanFilterInput,
+  JobsClientError,
+  JobsClientOptions,
+  ListFilterInput,
+  SubmitInput
+} from "./JobsClient.js"
 export { connectJobs } from "./PromiseClient.js"
 export type { JobsConnection } from "./PromiseClient.js"
 export { ServerUnreachable } from "./Errors.js"

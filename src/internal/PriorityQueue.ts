@@ -43,15 +43,4 @@ export class PriorityQueue<T> {
     }
     return top
   }
-
-  /** Removes every item matching the predicate; returns how many went. */
-  removeWhere(predicate: (item: T) => boolean): number {
-    const kept = this.items.filter((item) => !predicate(item))
-    const removed = this.items.length - kept.length
-    if (removed > 0) {
-      this.items.length = 0
-      for (const item of kept) this.push(item)
-    }
-    return removed
-  }
 }

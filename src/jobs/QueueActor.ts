@@ -1,5 +1,4 @@
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -65,7 +64,8 @@ export const make = (options: {
     let usedCores = 0
     const ready = new PriorityQueue<Entry>((a, b) => a.priority > b.priority || (a.priority === b.priority && a.order < b.order))
     const delayed: Array<Entry> = []
-    const known = new Set<JobId>()
+    // The live entry of every waiting job; heap entries that are no longer here are skipped (lazy removal).
+    const known = new Map<JobId, Entry>()
     const cores = new Map<JobId, number>()
     const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
     const killReasons = new Map<JobId, string>()
@@ -87,14 +87,13 @@ export const make = (options: {
         case "Enqueue":
           for (const job of message.jobs) {
             if (known.has(job.id)) continue
-            known.add(job.id)
             const entry: Entry = { job, priority: job.priority, order: order++ }
+            known.set(job.id, entry)
             if (job.runAfter !== null && job.runAfter > Date.now()) delayed.push(entry)
             else ready.push(entry)
           }
           break
         case "Finished":
-          known.delete(message.id)
           usedCores -= cores.get(message.id) ?? 0
           cores.delete(message.id)
           running.delete(message.id)
@@ -106,12 +105,8 @@ export const make = (options: {
             if (fiber !== undefined) {
               killReasons.set(id, reason)
               Effect.runFork(Fiber.interruptFork(fiber))
-            } else if (known.has(id)) {
-              known.delete(id)
-              ready.removeWhere((e) => e.job.id === id)
-              const index = delayed.findIndex((e) => e.job.id === id)
-              if (index >= 0) delayed.splice(index, 1)
             }
+            known.delete(id)
           }
           break
         case "Wake":
@@ -125,15 +120,27 @@ export const make = (options: {
         promoteDue()
         if (paused) return Effect.void
         const starts: Array<ReadyJob> = []
+        const parked: Array<Entry> = []
         while (ready.size > 0) {
           const next = ready.peek()!
+          if (known.get(next.job.id) !== next) {
+            ready.pop()
+            continue
+          }
+          // A retry queued before its previous attempt's runner has ended waits for that runner.
+          if (running.has(next.job.id) || starts.some((j) => j.id === next.job.id)) {
+            parked.push(ready.pop()!)
+            continue
+          }
           const want = Math.min(next.job.spec.cores ?? 1, options.concurrency)
           if (usedCores + want > options.concurrency) break
           ready.pop()
+          known.delete(next.job.id)
           usedCores += want
           cores.set(next.job.id, want)
           starts.push(next.job)
         }
+        for (const entry of parked) ready.push(entry)
         return starts.length === 0 ? scheduleWake() : Effect.zipRight(
           Effect.forEach(starts, (job) =>
             Effect.forkIn(
@@ -142,7 +149,7 @@ export const make = (options: {
               ),
               options.runnerScope
             ).pipe(Effect.map((fiber) => {
-              if (known.has(job.id)) running.set(job.id, fiber)
+              running.set(job.id, fiber)
             })), { discard: true }),
           scheduleWake()
         )
@@ -152,8 +159,10 @@ export const make = (options: {
       if (delayed.length === 0) return
       const now = Date.now()
       for (let i = delayed.length - 1; i >= 0; i--) {
-        if ((delayed[i]!.job.runAfter ?? 0) <= now) {
-          ready.push(delayed[i]!)
+        const entry = delayed[i]!
+        if (known.get(entry.job.id) !== entry) delayed.splice(i, 1)
+        else if ((entry.job.runAfter ?? 0) <= now) {
+          ready.push(entry)
           delayed.splice(i, 1)
         }
       }
@@ -193,7 +202,3 @@ interface Entry {
   readonly priority: number
   readonly order: number
 }
-
-/** True when the exit came from an interruption (a kill). */
-export const isInterrupted = (exit: Exit.Exit<unknown, unknown>): boolean =>
-  Exit.isFailure(exit) && Exit.isInterrupted(exit)

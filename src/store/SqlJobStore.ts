@@ -148,7 +148,11 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
   const list = (filter: JobFilter) => {
     const clauses = []
     if (filter.ids !== undefined) clauses.push(sql.in("id", filter.ids))
-    if (filter.states !== undefined) clauses.push(sql.in("state", filter.states))
+    if (filter.states !== undefined) {
+      clauses.push(sql.in("state", filter.states))
+      // Spelled out so that SQLite may use the partial index, which leaves completed jobs out.
+      if (!filter.states.includes("completed")) clauses.push(sql`state <> 'completed'`)
+    }
     if (filter.queue !== undefined) clauses.push(sql`queue = ${filter.queue}`)
     if (filter.name !== undefined) clauses.push(sql`name = ${filter.name}`)
     if (filter.tag !== undefined) clauses.push(sql`id IN (SELECT job_id FROM job_tags WHERE tag = ${filter.tag})`)
@@ -180,7 +184,7 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
     )
 
   const active = sql<ActiveRow>`SELECT id, queue, state, priority, spec, attempts, submitted_at, started_at, run_after
-    FROM jobs WHERE ${sql.in("state", ["pending", "held", "queued", "running"])} ORDER BY seq`.pipe(
+    FROM jobs WHERE ${sql.in("state", ["pending", "held", "queued", "running"])} AND state <> 'completed' ORDER BY seq`.pipe(
     Effect.flatMap((rows) =>
       Effect.forEach(rows, (r) =>
         decodeSpec(r.spec).pipe(Effect.map((spec): ActiveJobRow => ({

@@ -50,7 +50,9 @@ export const layerServerProtocol = (
   endpoint: Endpoint.Endpoint,
   options: ServerOptions = {}
 ): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
-  RpcServer.layerProtocolSocketServer.pipe(
+  // A fresh Protocol layer per endpoint: the shared `layerProtocolSocketServer` value would be memoized,
+  // so a second endpoint in the same layer graph would silently reuse the first one's protocol.
+  Layer.scoped(RpcServer.Protocol, RpcServer.makeProtocolSocketServer).pipe(
     Layer.provide(layerSocketServer(endpoint, options)),
     Layer.provide(RpcSerialization.layerMsgPack)
   )

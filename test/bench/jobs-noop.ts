@@ -120,12 +120,19 @@ const troupeBulkAndSequential = async (): Promise<{ bulk: Row; sequential: Row }
 // ---------------------------------------------------------------------------------------------
 // BullMQ
 
+let redisPersistence = "unknown"
+
 const bullmq = async (): Promise<{ bulk: Row; concurrent: Row; sequential: Row }> => {
   const { Queue, QueueEvents, Worker } = await import("bullmq")
   const queueName = `troupe-bench-${process.pid}-${Date.now()}`
   const queue = new Queue(queueName, { connection: redis })
   await queue.obliterate({ force: true })
+  queue.setMaxListeners(submitters + 16)
+  const client = (await queue.client) as unknown as { config: (op: string, key: string) => Promise<Array<string>> }
+  const config = async (key: string) => (await client.config("GET", key))[1] ?? "?"
+  redisPersistence = `appendonly=${await config("appendonly")}, save="${await config("save")}"`
   const events = new QueueEvents(queueName, { connection: redis })
+  events.setMaxListeners(submitters + 16)
   await events.waitUntilReady()
   let completed = 0
   let onCompleted: (() => void) | undefined
@@ -254,7 +261,8 @@ const run = async (): Promise<void> => {
     `bar ≥ ${bar.toLocaleString("en-US")} jobs/s: ${verdict(tps(c256) >= bar)} (1,000 submitters: ${rate(tps(c256))}; bulk: ${rate(tps(tBulk))})`,
     `bar ahead of BullMQ: ${verdict(tps(c256) > tps(bull.concurrent) && tps(tBulk) > tps(bull.bulk))} (best Troupe ${rate(best)} vs best BullMQ ${rate(bestBull)})`,
     `Troupe rows were counted in the closed SQLite file after each 1,000-submitter run (all 'completed').`,
-    `BullMQ's Redis here runs with appendonly=${"no"} and no RDB snapshots, so its job records are in memory only.`
+    `BullMQ's Redis config: ${redisPersistence} (appendonly=no and an empty save mean its job records live in memory only).`,
+    "BullMQ keeps completed jobs (no removeOnComplete), as Troupe keeps its records."
   ])
 }
 

@@ -40,6 +40,8 @@ export const latency = (samples: ReadonlyArray<number>): Latency => {
 export const ms = (value: number): string =>
   !Number.isFinite(value)
     ? "-"
+    : value < 0.01
+    ? `${(value * 1e6).toFixed(0)} ns`
     : value < 1
     ? `${(value * 1000).toFixed(0)} µs`
     : value < 100
@@ -116,7 +118,10 @@ export const concurrently = async (
 export const verdict = (met: boolean): string => (met ? "MET" : "MISSED")
 
 /** Ratio text a / b. */
-export const ratio = (a: number, b: number): string => (b === 0 || !Number.isFinite(a / b) ? "-" : `${(a / b).toFixed(2)}×`)
+export const ratio = (a: number, b: number): string => {
+  const r = a / b
+  return b === 0 || !Number.isFinite(r) ? "-" : r < 0.01 ? `${r.toPrecision(2)}×` : `${r.toFixed(2)}×`
+}
 
 /** A benchmark module. */
 export interface Bench {
