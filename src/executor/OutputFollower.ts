@@ -28,8 +28,10 @@ export const follow = (file: string, options: FollowOptions): Stream.Stream<Uint
       Effect.sync(() => new ChangeSignal(file, options.pollIntervalMs ?? defaultPollIntervalMs)),
       (signal) => Effect.sync(() => signal.close())
     )
+    // Waiting for the file to appear stays interruptible; only the final open is an acquisition.
+    yield* awaitFile(file, options, changes)
     const fd = yield* Effect.acquireRelease(
-      openFile(file, options, changes),
+      Effect.sync(() => tryOpen(file)),
       (fd) => fd === undefined ? Effect.void : Effect.sync(() => closeQuietly(fd))
     )
     if (fd === undefined) return Stream.empty
@@ -43,19 +45,11 @@ export const follow = (file: string, options: FollowOptions): Stream.Stream<Uint
 const defaultPollIntervalMs = 150
 const defaultChunkBytes = 64 * 1024
 
-// Opens the file; when following, waits for it to appear unless the job finishes first.
-const openFile = (
-  file: string,
-  options: FollowOptions,
-  changes: ChangeSignal
-): Effect.Effect<number | undefined> =>
-  Effect.suspend(function loop(): Effect.Effect<number | undefined> {
-    const fd = tryOpen(file)
-    if (fd !== undefined || !options.follow) return Effect.succeed(fd)
-    return Effect.flatMap(options.isDone, (done) => {
-      if (done) return Effect.sync(() => tryOpen(file))
-      return Effect.zipRight(changes.wait, Effect.suspend(loop))
-    })
+// When following, waits until the file exists or the job has finished, whichever comes first.
+const awaitFile = (file: string, options: FollowOptions, changes: ChangeSignal): Effect.Effect<void> =>
+  Effect.suspend(function loop(): Effect.Effect<void> {
+    if (!options.follow || fs.existsSync(file)) return Effect.void
+    return Effect.flatMap(options.isDone, (done) => done ? Effect.void : Effect.zipRight(changes.wait, Effect.suspend(loop)))
   })
 
 // One pull: the next chunk, or end of stream (None) when not following or when the job is done.

@@ -13,7 +13,7 @@ import type { NewJobRow, TransitionRow } from "../store/JobStore.js"
 import { JobStore } from "../store/JobStore.js"
 import type { Completions } from "./Completions.js"
 import type { Dispatch, ReadyJob } from "./Dispatch.js"
-import type { Finish, Kill, LedgerMessage, Start, Submit } from "./LedgerProtocol.js"
+import type { AttemptResult, Kill, LedgerMessage, Start, Submit } from "./LedgerProtocol.js"
 
 /** What the ledger is wired to. */
 export interface LedgerDeps {
@@ -94,7 +94,7 @@ export const make = (deps: LedgerDeps) => {
               start(message, envelope, tx)
               break
             case "Finish":
-              finish(message, tx)
+              for (const result of message.results) finish(result, tx)
               tx.replies.push(() => envelope.reply(Exit.void))
               break
             case "Kill":
@@ -350,31 +350,30 @@ export const make = (deps: LedgerDeps) => {
     })
 
   const start = (message: Start, envelope: Envelope<LedgerMessage>, tx: Batch) => {
-    const job = live.get(message.id)
-    if (job === undefined || job.state !== "queued") {
-      tx.replies.push(() => envelope.reply(Exit.succeed(0)))
-      return
-    }
-    job.attempts += 1
-    move(job, "running", tx)
-    const attempt = job.attempts
-    tx.replies.push(() => envelope.reply(Exit.succeed(attempt)))
+    const attempts = message.ids.map((id) => {
+      const job = live.get(id)
+      if (job === undefined || job.state !== "queued") return 0
+      job.attempts += 1
+      move(job, "running", tx)
+      return job.attempts
+    })
+    tx.replies.push(() => envelope.reply(Exit.succeed(attempts)))
   }
 
-  const finish = (message: Finish, tx: Batch) => {
-    const job = live.get(message.id)
+  const finish = (result: AttemptResult, tx: Batch) => {
+    const job = live.get(result.id)
     if (job === undefined || job.state !== "running") return
     const details = {
-      exitCode: message.exitCode,
-      reason: message.reason,
-      outputs: message.outputs,
-      ...(message.result === undefined ? {} : { result: message.result })
+      exitCode: result.exitCode,
+      reason: result.reason,
+      outputs: result.outputs,
+      ...(result.result === undefined ? {} : { result: result.result })
     }
-    if (message.state !== "completed" && message.state !== "killed" && job.attempts < job.maxAttempts) {
-      retry(job, message.state, tx, details)
+    if (result.state !== "completed" && result.state !== "killed" && job.attempts < job.maxAttempts) {
+      retry(job, result.state, tx, details)
       return
     }
-    move(job, message.state, tx, details)
+    move(job, result.state, tx, details)
   }
 
   // A failed attempt with retries left: record the failure, then queue it again after a backoff.

@@ -29,7 +29,7 @@ import { Jobs } from "./Jobs.js"
 import type { JobSpecInput } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
 import { Finish, Flush, Kill, Start, Submit } from "./LedgerProtocol.js"
-import type { LedgerMessage } from "./LedgerProtocol.js"
+import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
 
 /** Limits of one named queue. */
@@ -77,13 +77,12 @@ export const make = (options: RuntimeOptions) =>
     const jobDir = (id: JobId) => path.join(options.dataDir, "jobs", id)
 
     const queues = new Map<string, QueueActor.QueueHandle>()
-    let ledgerActor: Actor.ActorRef<LedgerMessage> | undefined
 
     const queueFor = (name: string): QueueActor.QueueHandle => {
       let handle = queues.get(name)
       if (handle === undefined) {
         handle = Runtime.runSync(runtime)(
-          QueueActor.make({ name, concurrency: concurrencyOf(name), runJob, runnerScope }).pipe(
+          QueueActor.make({ name, concurrency: concurrencyOf(name), wiring, runnerScope }).pipe(
             Scope.extend(actorScope)
           )
         )
@@ -125,32 +124,29 @@ export const make = (options: RuntimeOptions) =>
       maxBatch: 4096,
       behavior: Effect.provideService(ledger.behavior, JobStore, store)
     })
-    ledgerActor = ledgerRef
 
-    // A runner is one attempt of one job: ask to start, run, report. Killing it interrupts the run.
-    function runJob(job: ReadyJob, killReason: () => string | undefined): Effect.Effect<void> {
-      const report = (finish: Finish) =>
-        ledgerActor!.tell(finish).pipe(Effect.retry(Schedule.spaced("10 millis")), Effect.orDie)
-      return Effect.gen(function*() {
-        const attempt = yield* ledgerRef.ask(new Start({ id: job.id }, true))
-        if (attempt === 0) return
-        const outcome = yield* executor.run({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) })
-        yield* report(
-          new Finish({
+    const wiring: QueueActor.QueueWiring = {
+      start: (ids) => ledgerRef.ask(new Start({ ids }, true)),
+      run: (job, attempt) =>
+        Effect.map(
+          executor.run({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) }),
+          (outcome): AttemptResult => ({
             id: job.id,
             state: outcome.state,
             exitCode: outcome.exitCode,
             reason: outcome.reason,
             outputs: outcome.outputs,
             ...(outcome.result === undefined ? {} : { result: outcome.result })
-          }, true)
-        )
-      }).pipe(
-        Effect.onInterrupt(() =>
-          report(new Finish({ id: job.id, state: "killed", exitCode: null, reason: killReason() ?? "killed", outputs: [] }, true))
+          })
         ),
-        Effect.catchAllCause((cause) => Effect.logError(`runner of ${job.id} failed`, cause))
-      )
+      // Ends of attempts must reach the ledger: a full mailbox is retried, never dropped.
+      report: (results) => {
+        if (!ledgerRef.unsafeTell(new Finish({ results }, true))) {
+          Effect.runFork(
+            ledgerRef.tell(new Finish({ results }, true)).pipe(Effect.retry(Schedule.spaced("10 millis")), Effect.orDie)
+          )
+        }
+      }
     }
 
     // --- the service ------------------------------------------------------------------------
@@ -268,13 +264,24 @@ export const make = (options: RuntimeOptions) =>
             schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo(Duration.millis(grace)))
           })
         }
-        const fibers: Array<Fiber.RuntimeFiber<void>> = []
-        for (const handle of queues.values()) {
-          const jobs = Array.from(handle.running.keys(), (id) => [id, "the job server shut down before the job finished"] as const)
-          fibers.push(...handle.running.values())
-          if (jobs.length > 0) handle.actor.unsafeTell({ _tag: "Cancel", jobs })
+        // Kill what still runs; rounds that were starting meanwhile are caught by the next pass.
+        for (let pass = 0; pass < 5; pass++) {
+          const fibers: Array<Fiber.RuntimeFiber<void>> = []
+          for (const handle of queues.values()) {
+            const jobs = Array.from(handle.running.keys(), (id) => [id, "the job server shut down before the job finished"] as const)
+            fibers.push(...handle.running.values())
+            if (jobs.length > 0) handle.actor.unsafeTell({ _tag: "Cancel", jobs })
+          }
+          yield* Fiber.awaitAll(fibers).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+          const starting = Array.from(queues.values()).reduce((n, q) => n + q.starting(), 0)
+          if (fibers.length === 0 && starting === 0) break
+          yield* Effect.sleep("20 millis")
         }
-        yield* Fiber.awaitAll(fibers).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+        // Ends reported by runners pass through their queue before the ledger's final flush.
+        yield* Effect.forEach(queues.values(), (handle) => handle.actor.ask(new QueueActor.Sync({}, true)), { discard: true }).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.ignore
+        )
         yield* ledgerRef.ask(new Flush({}, true)).pipe(Effect.timeout("10 seconds"), Effect.ignore)
       })
     )

@@ -10,25 +10,30 @@ export class Submit extends Schema.TaggedRequest<Submit>()("Submit", {
   payload: { specs: Schema.Array(JobSpec) }
 }) {}
 
-/** A runner asks to begin an attempt; replies with the attempt number, or 0 when the job must not run. */
+/** A queue asks to begin attempts; replies with each job's attempt number, or 0 when it must not run. */
 export class Start extends Schema.TaggedRequest<Start>()("Start", {
   failure: StoreError,
-  success: Schema.Int,
-  payload: { id: JobId }
+  success: Schema.Array(Schema.Int),
+  payload: { ids: Schema.Array(JobId) }
 }) {}
 
-/** A runner reports how an attempt ended. */
+/** How one attempt ended, as its queue reports it. */
+export const AttemptResult = Schema.Struct({
+  id: JobId,
+  state: Schema.Literal("completed", "failed", "timeout", "killed", "lost"),
+  exitCode: Schema.NullOr(Schema.Int),
+  reason: Schema.NullOr(Schema.String),
+  result: Schema.optional(Schema.Unknown),
+  outputs: Schema.Array(Schema.String)
+})
+/** How one attempt ended. */
+export type AttemptResult = typeof AttemptResult.Type
+
+/** A queue reports how attempts ended, many at once. */
 export class Finish extends Schema.TaggedRequest<Finish>()("Finish", {
   failure: StoreError,
   success: Schema.Void,
-  payload: {
-    id: JobId,
-    state: Schema.Literal("completed", "failed", "timeout", "killed", "lost"),
-    exitCode: Schema.NullOr(Schema.Int),
-    reason: Schema.NullOr(Schema.String),
-    result: Schema.optional(Schema.Unknown),
-    outputs: Schema.Array(Schema.String)
-  }
+  payload: { results: Schema.Array(AttemptResult) }
 }) {}
 
 /** Kill jobs; replies with the ids that were still active. */

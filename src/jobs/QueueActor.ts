@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -8,6 +9,7 @@ import { JobId } from "../domain/JobId.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import { PriorityQueue } from "../internal/PriorityQueue.js"
 import type { ReadyJob } from "./Dispatch.js"
+import { AttemptResult } from "./LedgerProtocol.js"
 
 /** A ready job on the wire to a queue actor. */
 export const ReadyJobSchema = Schema.Struct({
@@ -18,22 +20,37 @@ export const ReadyJobSchema = Schema.Struct({
   runAfter: Schema.NullOr(Schema.Number)
 })
 
+/** Replies once everything sent to the queue before it has been handled and reported. */
+export class Sync extends Schema.TaggedRequest<Sync>()("Sync", {
+  failure: Schema.Never,
+  success: Schema.Void,
+  payload: {}
+}) {}
+
 /** The queue actor's protocol. */
 export const QueueMessage = Schema.Union(
-  /** Ready jobs to queue (already-known ids are ignored). */
+  Sync,
+  /** Ready jobs to queue (ids already waiting here are ignored). */
   Schema.TaggedStruct("Enqueue", { jobs: Schema.Array(ReadyJobSchema) }),
-  /** A runner ended, freeing its cores. */
-  Schema.TaggedStruct("Finished", { id: JobId }),
+  /** An attempt ended (or never began: `result` null), freeing its cores. */
+  Schema.TaggedStruct("Finished", { id: JobId, result: Schema.NullOr(AttemptResult) }),
   /** Drop or interrupt jobs being killed. */
   Schema.TaggedStruct("Cancel", { jobs: Schema.Array(Schema.Tuple(JobId, Schema.String)) }),
-  /** A delayed retry is due, or dispatching was resumed. */
+  /** A delayed retry is due. */
   Schema.TaggedStruct("Wake", {})
 )
 /** A message to a queue actor. */
 export type QueueMessage = typeof QueueMessage.Type
 
-/** How a queue runs one job: the runner reports back with `Finished` when done. */
-export type RunJob = (job: ReadyJob, killReason: () => string | undefined) => Effect.Effect<void>
+/** What a queue needs from the rest of the runtime. */
+export interface QueueWiring {
+  /** Commit attempts as running; returns each attempt number, 0 for jobs that must not run. */
+  readonly start: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyArray<number>, unknown>
+  /** Run one attempt to its end (the executor); interruption is a kill. */
+  readonly run: (job: ReadyJob, attempt: number) => Effect.Effect<AttemptResult>
+  /** Hand finished attempts to the ledger. */
+  readonly report: (results: ReadonlyArray<AttemptResult>) => void
+}
 
 /** A live queue: its actor plus counters that readers may look at. */
 export interface QueueHandle {
@@ -42,26 +59,31 @@ export interface QueueHandle {
   readonly concurrency: number
   /** Ids whose runners are alive. */
   readonly running: ReadonlyMap<JobId, Fiber.RuntimeFiber<void>>
+  /** Jobs taken off the queue whose start is not yet committed. */
+  readonly starting: () => number
   /** Stop starting new jobs (shutdown); running ones carry on. */
   readonly pause: () => void
 }
 
 /**
- * A queue actor: jobs wait in priority order (then FIFO) until the queue has free cores,
- * then run as their own fibers. Its state lives outside the behavior so that a restart
- * neither forgets queued jobs nor loses track of running ones.
+ * A queue actor: jobs wait in priority order (then FIFO) until the queue has free cores.
+ * Each round starts its jobs with one ledger request, runs each attempt as its own fiber,
+ * and reports the attempts that ended in one ledger message. Its state lives outside the
+ * behavior so that a restart neither forgets queued jobs nor loses track of running ones.
  */
 export const make = (options: {
   readonly name: string
   readonly concurrency: number
-  readonly runJob: RunJob
+  readonly wiring: QueueWiring
   /** Where runner fibers live: they outlive actor restarts and end with the runtime. */
   readonly runnerScope: Scope.Scope
 }): Effect.Effect<QueueHandle, never, Supervisor | Scope.Scope> =>
   Effect.gen(function*() {
+    const { wiring } = options
     let order = 0
     let paused = false
     let usedCores = 0
+    let starting = 0
     const ready = new PriorityQueue<Entry>((a, b) => a.priority > b.priority || (a.priority === b.priority && a.order < b.order))
     const delayed: Array<Entry> = []
     // The live entry of every waiting job; heap entries that are no longer here are skipped (lazy removal).
@@ -76,13 +98,16 @@ export const make = (options: {
       capacity: 1_000_000,
       behavior: Effect.succeed((batch) =>
         Effect.suspend(() => {
-          for (const { message } of batch) receive(message)
+          const ended: Array<AttemptResult> = []
+          for (const { message } of batch) receive(message, ended)
+          if (ended.length > 0) wiring.report(ended)
+          for (const envelope of batch) if (envelope.message._tag === "Sync") envelope.reply(Exit.void)
           return fill()
         })
       )
     })
 
-    const receive = (message: QueueMessage) => {
+    const receive = (message: QueueMessage, ended: Array<AttemptResult>) => {
       switch (message._tag) {
         case "Enqueue":
           for (const job of message.jobs) {
@@ -98,23 +123,25 @@ export const make = (options: {
           cores.delete(message.id)
           running.delete(message.id)
           killReasons.delete(message.id)
+          if (message.result !== null) ended.push(message.result)
           break
         case "Cancel":
           for (const [id, reason] of message.jobs) {
-            const fiber = running.get(id)
-            if (fiber !== undefined) {
-              killReasons.set(id, reason)
-              Effect.runFork(Fiber.interruptFork(fiber))
-            }
             known.delete(id)
+            if (!cores.has(id)) continue
+            // Started or starting: a runner registered later sees the reason and stops at once.
+            killReasons.set(id, reason)
+            const fiber = running.get(id)
+            if (fiber !== undefined) Effect.runFork(Fiber.interruptFork(fiber))
           }
           break
         case "Wake":
+        case "Sync":
           break
       }
     }
 
-    // Start as many ready jobs as free cores allow; a job wanting more cores than the queue has runs alone.
+    // Take as many ready jobs as free cores allow; a job wanting more cores than the queue has runs alone.
     const fill = () =>
       Effect.suspend(() => {
         promoteDue()
@@ -128,7 +155,7 @@ export const make = (options: {
             continue
           }
           // A retry queued before its previous attempt's runner has ended waits for that runner.
-          if (running.has(next.job.id) || starts.some((j) => j.id === next.job.id)) {
+          if (cores.has(next.job.id)) {
             parked.push(ready.pop()!)
             continue
           }
@@ -141,19 +168,62 @@ export const make = (options: {
           starts.push(next.job)
         }
         for (const entry of parked) ready.push(entry)
-        return starts.length === 0 ? scheduleWake() : Effect.zipRight(
-          Effect.forEach(starts, (job) =>
-            Effect.forkIn(
-              options.runJob(job, () => killReasons.get(job.id)).pipe(
-                Effect.ensuring(Effect.sync(() => actor.unsafeTell({ _tag: "Finished", id: job.id })))
-              ),
-              options.runnerScope
-            ).pipe(Effect.map((fiber) => {
-              running.set(job.id, fiber)
-            })), { discard: true }),
-          scheduleWake()
-        )
+        const started = starts.length === 0 ? Effect.void : Effect.asVoid(Effect.forkIn(startRound(starts), options.runnerScope))
+        return Effect.zipRight(started, scheduleWake())
       })
+
+    // One ledger request commits the whole round as running; then each attempt gets its runner.
+    const startRound = (jobs: ReadonlyArray<ReadyJob>) => {
+      starting += jobs.length
+      return wiring.start(jobs.map((job) => job.id)).pipe(
+        Effect.flatMap((attempts) =>
+          Effect.forEach(jobs, (job, i) => {
+            const attempt = attempts[i] ?? 0
+            if (attempt === 0) return Effect.sync(() => finished(job.id, null))
+            return Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
+              Effect.map((fiber) => {
+                running.set(job.id, fiber)
+                if (killReasons.has(job.id)) Effect.runFork(Fiber.interruptFork(fiber))
+              })
+            )
+          }, { discard: true })
+        ),
+        Effect.catchAllCause((cause) =>
+          Effect.zipRight(
+            Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s)`, cause),
+            Effect.sync(() => jobs.forEach((job) => finished(job.id, null)))
+          )
+        ),
+        Effect.ensuring(Effect.sync(() => {
+          starting -= jobs.length
+        }))
+      )
+    }
+
+    const runner = (job: ReadyJob, attempt: number) =>
+      wiring.run(job, attempt).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isSuccess(exit)) return finished(job.id, exit.value)
+            const killed = Exit.isInterrupted(exit)
+            finished(job.id, {
+              id: job.id,
+              state: killed ? "killed" : "failed",
+              exitCode: null,
+              reason: killed ? killReasons.get(job.id) ?? "killed" : "the runner failed unexpectedly",
+              outputs: []
+            })
+          })
+        ),
+        Effect.asVoid,
+        Effect.catchAllCause(() => Effect.void)
+      )
+
+    const finished = (id: JobId, result: AttemptResult | null) => {
+      if (!actor.unsafeTell({ _tag: "Finished", id, result })) {
+        Effect.runFork(Effect.logError(`queue ${options.name} mailbox is full; the end of ${id} waits for recovery`))
+      }
+    }
 
     const promoteDue = () => {
       if (delayed.length === 0) return
@@ -191,6 +261,7 @@ export const make = (options: {
       actor,
       concurrency: options.concurrency,
       running,
+      starting: () => starting,
       pause: () => {
         paused = true
       }

@@ -6,8 +6,10 @@ import { freePort, runCli, tempDir } from "../integration/harness.js"
 // These run the real built binary (`npm test` builds dist/ first) without any server.
 describe("troupe CLI without a server", () => {
   it("--help, -h, help CMD and CMD --help print usage on stdout and exit 0", async () => {
-    for (const args of [["--help"], ["-h"], ["help"]]) {
-      const result = await runCli(args)
+    const argss = [["--help"], ["-h"], ["help"]]
+    const results = await Promise.all(argss.map((args) => runCli(args)))
+    for (const [i, args] of argss.entries()) {
+      const result = results[i]!
       assert.strictEqual(result.code, 0, args.join(" "))
       assert.include(result.stdout, "Usage: troupe <command>")
       assert.strictEqual(result.stderr, "")
@@ -35,8 +37,9 @@ describe("troupe CLI without a server", () => {
       [["status", "--state", "sleeping"], "unknown state"],
       [["--role=banana"], "role \"banana\""]
     ]
-    for (const [args, expected] of cases) {
-      const result = await runCli(args)
+    const results = await Promise.all(cases.map(([args]) => runCli(args)))
+    for (const [i, [args, expected]] of cases.entries()) {
+      const result = results[i]!
       assert.strictEqual(result.code, 2, `${args.join(" ")}: ${result.stderr}`)
       assert.include(result.stderr, expected, args.join(" "))
       assert.strictEqual(result.stdout, "", args.join(" "))

@@ -1,6 +1,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { connectJobs, ServerUnreachable } from "../../src/client/index.js"
 import type { LocalServer } from "../integration/harness.js"
 import { canConnect, eventually, runCli, startLocal, tempDir } from "../integration/harness.js"
 
@@ -22,7 +23,8 @@ const idPattern = /^[0-9a-z][0-9a-z_-]{0,63}$/
 
 describe("--role=local with the CLI", () => {
   let server: LocalServer
-  const cli = (...args: ReadonlyArray<string>) => runCli([...args.slice(0, 1), "--server", server.url, ...args.slice(1)])
+  const cli = (...args: ReadonlyArray<string>) =>
+    runCli([...args.slice(0, 1), "--server", server.url, ...args.slice(1)])
   const submit = async (...args: ReadonlyArray<string>): Promise<string> => {
     const result = await cli("submit", ...args)
     assert.strictEqual(result.code, 0, result.stderr)
@@ -45,8 +47,9 @@ describe("--role=local with the CLI", () => {
     await server?.stop("SIGKILL")
   })
 
-  it("logs one line with the URL when listening", () => {
-    const lines = server.stderr().split("\n").filter((line) => line.includes("listening"))
+  it("logs one line with the URL when listening", async () => {
+    const listening = () => server.stderr().split("\n").filter((line) => line.includes("listening"))
+    const lines = await eventually(() => listening().length > 0 ? listening() : undefined, 10_000, "log line")
     assert.strictEqual(lines.length, 1)
     assert.include(lines[0], server.url)
   })
@@ -169,10 +172,10 @@ describe("--role=local with the CLI", () => {
   })
 
   it("an unknown job id is one clear line and exit 1", async () => {
-    for (const args of [["status", "zzzzzzzzzz"], ["wait", "zzzzzzzzzz"], ["kill", "zzzzzzzzzz"], ["logs", "zzzzzzzzzz"]]) {
+    for (const args of [["status", "zzzzzzzzzz"], ["wait", "zzzzzzzzzz"], ["kill", "zzzzzzzzzz"], ["logs", "zzzz"]]) {
       const result = await cli(...args)
       assert.strictEqual(result.code, 1, args.join(" "))
-      assert.strictEqual(result.stderr, "troupe: unknown job id: zzzzzzzzzz\n", args.join(" "))
+      assert.strictEqual(result.stderr, `troupe: unknown job id: ${args[1]}\n`, args.join(" "))
       assert.strictEqual(result.stdout, "")
     }
     const malformed = await cli("status", "NOT/AN/ID")
@@ -217,20 +220,30 @@ describe("--role=local lifecycle", () => {
     }
   })
 
-  it("SIGTERM shuts down gracefully and records a running job's final state", async () => {
-    const dir = tempDir()
-    const server = await startLocal({ dir, extraArgs: ["--grace", "500ms"] })
-    const submitted = await runCli(["submit", "--server", server.url, "--", "sleep", "30"])
-    assert.strictEqual(submitted.code, 0, submitted.stderr)
-    const id = submitted.stdout.trim()
-    await eventually(async () => {
+  const whenRunning = async (server: LocalServer, id: string) =>
+    eventually(async () => {
       const result = await runCli(["status", "--server", server.url, "--json", id])
       return (JSON.parse(result.stdout) as ReadonlyArray<StatusJson>)[0]!.state === "running" || undefined
     }, 20_000, "running")
+
+  it("SIGTERM shuts down gracefully and records a running job's final state", async () => {
+    const dir = tempDir()
+    const server = await startLocal({ dir, extraArgs: ["--grace", "500ms"] })
+    const submitted = await runCli(["submit", "--server", server.url, "--", "sh", "-c", "echo started; sleep 30"])
+    assert.strictEqual(submitted.code, 0, submitted.stderr)
+    const id = submitted.stdout.trim()
+    await whenRunning(server, id)
+    // Clients attached to the job see the server go away as one clear line, exit 2.
+    const waiting = runCli(["wait", "--server", server.url, id])
+    const following = runCli(["logs", "-f", "--server", server.url, id])
     const started = Date.now()
     assert.strictEqual(await server.stop("SIGTERM"), 0)
     assert.isBelow(Date.now() - started, 15_000)
     assert.isFalse(await canConnect({ port: server.port }))
+    for (const client of [await waiting, await following]) {
+      assert.strictEqual(client.code, 2, client.stderr)
+      assert.match(client.stderr, /^troupe: .*server tcp:\/\/127\.0\.0\.1:\d+.*\n$/)
+    }
     // Restart on the same database: the job must have a final state, not "running".
     const again = await startLocal({ dir })
     try {
@@ -241,6 +254,26 @@ describe("--role=local lifecycle", () => {
       assert.isNotNull(job!.finishedAt)
     } finally {
       await again.stop("SIGKILL")
+    }
+  })
+
+  it("SIGTERM is not held up by a client following a job that has printed nothing yet", async () => {
+    const server = await startLocal({ extraArgs: ["--grace", "200ms"] })
+    const submitted = await runCli(["submit", "--server", server.url, "--", "sleep", "30"])
+    const id = submitted.stdout.trim()
+    await whenRunning(server, id)
+    const client = await connectJobs(server.url)
+    try {
+      const following = client.output(id, "stdout", { follow: true })[Symbol.asyncIterator]().next()
+        .catch((error: unknown) => error)
+      // Requests on one connection are read in order: once Get answers, the Output follow is being served.
+      await client.get(id)
+      const started = Date.now()
+      assert.strictEqual(await server.stop("SIGTERM"), 0)
+      assert.isBelow(Date.now() - started, 10_000)
+      assert.instanceOf(await following, ServerUnreachable)
+    } finally {
+      await client.close()
     }
   })
 

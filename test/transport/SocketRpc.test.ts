@@ -80,6 +80,21 @@ conformance("SocketRpc over tcp", async () => new Endpoint.TcpEndpoint({ host: "
 conformance("SocketRpc over unix", async () => new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "t.sock") }))
 
 describe("SocketRpc listeners", () => {
+  it.scopedLive("one layer graph serves tcp and unix endpoints side by side", () =>
+    Effect.gen(function*() {
+      const tcp = new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: yield* Effect.promise(freePort) })
+      const unix = new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "both.sock") })
+      yield* Layer.build(
+        Layer.mergeAll(SocketRpc.layerServer(TestRpc, tcp), SocketRpc.layerServer(TestRpc, unix)).pipe(
+          Layer.provide(handlers)
+        )
+      )
+      const viaTcp = yield* connect(tcp)
+      const viaUnix = yield* connect(unix)
+      assert.strictEqual(yield* viaUnix.Echo({ text: "unix" }), "UNIX")
+      assert.strictEqual(yield* viaTcp.Echo({ text: "tcp" }), "TCP")
+    }).pipe(Effect.timeout("10 seconds")))
+
   it.scopedLive("a unix socket file is owner-only and removed on close", () =>
     Effect.gen(function*() {
       const path = Path.join(tempDir(), "sub", "perm.sock")
