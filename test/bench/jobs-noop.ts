@@ -17,7 +17,7 @@ import { Jobs } from "../../src/jobs/Jobs.js"
 import type { JobSpecInput } from "../../src/jobs/Jobs.js"
 import type { Bench, Latency } from "./lib.js"
 import { latency, ms, notes, now, progress, rate, ratio, table, verdict } from "./lib.js"
-import { countStates, noop, openRuntime } from "./troupe.js"
+import { countStates, noop, openRuntime, submitWaitLoops } from "./troupe.js"
 
 const name = "jobs-noop"
 const env = (key: string, fallback: number) => Number(process.env[key] ?? fallback)
@@ -43,27 +43,6 @@ const spec: JobSpecInput = { fn: "noop", args: {} }
 // ---------------------------------------------------------------------------------------------
 // Troupe
 
-/** `loops` fibers each doing submit → wait until `total` jobs are done; returns per-job latencies. */
-const submitWaitLoops = (loops: number, total: number) =>
-  Effect.gen(function*() {
-    const jobs = yield* Jobs
-    const samples: Array<number> = []
-    let next = 0
-    const loop = Effect.gen(function*() {
-      while (next < total) {
-        next++
-        const t0 = now()
-        const id = yield* jobs.submit(spec)
-        const [record] = yield* jobs.wait([id], { timeout: "120 seconds" })
-        if (record!.state !== "completed") return yield* Effect.dieMessage(`job ${id} ended ${record!.state}`)
-        samples.push(now() - t0)
-      }
-    })
-    const t0 = now()
-    yield* Effect.all(Array.from({ length: Math.min(loops, total) }, () => loop), { concurrency: "unbounded", discard: true })
-    return { seconds: (now() - t0) / 1000, samples }
-  })
-
 /** One submitMany of `total` jobs, then one wait for all of them. */
 const bulk = (total: number) =>
   Effect.gen(function*() {
@@ -84,9 +63,9 @@ const troupeConcurrent = async (label: string, concurrency: number | undefined):
     queues: { default: { concurrency } }
   })
   try {
-    await rt.runtime.runPromise(submitWaitLoops(submitters, warmup))
+    await rt.runtime.runPromise(submitWaitLoops(spec, submitters, warmup))
     progress(name, `troupe ${label}: ${concurrentTotal} jobs from ${submitters} submitters`)
-    const result = await rt.runtime.runPromise(submitWaitLoops(submitters, concurrentTotal))
+    const result = await rt.runtime.runPromise(submitWaitLoops(spec, submitters, concurrentTotal))
     await rt.close()
     const states = await countStates(rt.database)
     const completed = states.get("completed") ?? 0
@@ -105,8 +84,8 @@ const troupeBulkAndSequential = async (): Promise<{ bulk: Row; sequential: Row }
     progress(name, `troupe: submitMany ${bulkTotal} jobs, then wait for all`)
     const b = await rt.runtime.runPromise(bulk(bulkTotal))
     progress(name, `troupe: ${sequentialTotal} sequential submit → completed`)
-    await rt.runtime.runPromise(submitWaitLoops(1, 200))
-    const s = await rt.runtime.runPromise(submitWaitLoops(1, sequentialTotal))
+    await rt.runtime.runPromise(submitWaitLoops(spec, 1, 200))
+    const s = await rt.runtime.runPromise(submitWaitLoops(spec, 1, sequentialTotal))
     return {
       bulk: { label: `Troupe submitMany(${bulkTotal.toLocaleString("en-US")}) → wait all, concurrency 256`, jobs: bulkTotal, seconds: b.seconds, latency: undefined },
       sequential: { label: "Troupe sequential submit → completed", jobs: sequentialTotal, seconds: s.seconds, latency: latency(s.samples) }

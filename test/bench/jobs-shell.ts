@@ -14,7 +14,7 @@ import { Jobs } from "../../src/jobs/Jobs.js"
 import type { JobSpecInput } from "../../src/jobs/Jobs.js"
 import type { Bench, Latency } from "./lib.js"
 import { latency, ms, notes, now, progress, rate, ratio, table, verdict } from "./lib.js"
-import { countStates, openRuntime } from "./troupe.js"
+import { countStates, openRuntime, submitWaitLoops } from "./troupe.js"
 
 const name = "jobs-shell"
 const total = Number(process.env["BENCH_SHELL_JOBS"] ?? 1_000)
@@ -28,26 +28,6 @@ interface Row {
   readonly seconds: number
   readonly latency: Latency | undefined
 }
-
-const submitWaitLoops = (loops: number, count: number) =>
-  Effect.gen(function*() {
-    const jobs = yield* Jobs
-    const samples: Array<number> = []
-    let next = 0
-    const loop = Effect.gen(function*() {
-      while (next < count) {
-        next++
-        const t0 = now()
-        const id = yield* jobs.submit(spec)
-        const [record] = yield* jobs.wait([id], { timeout: "60 seconds" })
-        if (record!.state !== "completed") return yield* Effect.dieMessage(`job ${id} ended ${record!.state}: ${record!.reason}`)
-        samples.push(now() - t0)
-      }
-    })
-    const t0 = now()
-    yield* Effect.all(Array.from({ length: loops }, () => loop), { concurrency: "unbounded", discard: true })
-    return { seconds: (now() - t0) / 1000, samples }
-  })
 
 const bulk = (count: number) =>
   Effect.gen(function*() {
@@ -63,9 +43,9 @@ const bulk = (count: number) =>
 const troupe = async (): Promise<{ loops: Row; bulk: Row }> => {
   const rt = await openRuntime("shell", { cores })
   try {
-    await rt.runtime.runPromise(submitWaitLoops(cores, warmup))
+    await rt.runtime.runPromise(submitWaitLoops(spec, cores, warmup))
     progress(name, `troupe: ${total} \`true\` jobs from ${cores} submit → wait loops`)
-    const l = await rt.runtime.runPromise(submitWaitLoops(cores, total))
+    const l = await rt.runtime.runPromise(submitWaitLoops(spec, cores, total))
     progress(name, `troupe: submitMany(${total}) → wait all`)
     const b = await rt.runtime.runPromise(bulk(total))
     await rt.close()

@@ -11,7 +11,8 @@ import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import type { Jobs } from "../../src/jobs/Jobs.js"
+import { Jobs } from "../../src/jobs/Jobs.js"
+import type { JobSpecInput } from "../../src/jobs/Jobs.js"
 import * as Troupe from "../../src/Troupe.js"
 import { tempDir } from "./lib.js"
 
@@ -55,3 +56,24 @@ export const countStates = (database: string): Promise<ReadonlyMap<string, numbe
     Effect.provide(SqliteClient.layer({ filename: database, readonly: true })),
     Effect.runPromise
   )
+
+/** `loops` fibers each doing submit → wait until `total` jobs are done; returns per-job latencies (ms). */
+export const submitWaitLoops = (spec: JobSpecInput, loops: number, total: number) =>
+  Effect.gen(function*() {
+    const jobs = yield* Jobs
+    const samples: Array<number> = []
+    let next = 0
+    const loop = Effect.gen(function*() {
+      while (next < total) {
+        next++
+        const t0 = performance.now()
+        const id = yield* jobs.submit(spec)
+        const [record] = yield* jobs.wait([id], { timeout: "120 seconds" })
+        if (record!.state !== "completed") return yield* Effect.dieMessage(`job ${id} ended ${record!.state}: ${record!.reason}`)
+        samples.push(performance.now() - t0)
+      }
+    })
+    const t0 = performance.now()
+    yield* Effect.all(Array.from({ length: Math.min(loops, total) }, () => loop), { concurrency: "unbounded", discard: true })
+    return { seconds: (performance.now() - t0) / 1000, samples }
+  })
