@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { Envelope } from "../actors/Actor.js"
 import { InvalidSpec, JobNotFound, QueueFull } from "../domain/Errors.js"
+import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { makeJobId } from "../domain/JobId.js"
 import { JobEvent } from "../domain/JobRecord.js"
@@ -17,7 +18,7 @@ import { Batch } from "./LedgerBatch.js"
 import { JobTable } from "./JobTable.js"
 import type { LiveJob, LiveState } from "./JobTable.js"
 import { dependenciesFirst, findCycle } from "../internal/Dependencies.js"
-import type { AttemptResult, Kill, LedgerMessage, Start, Submit } from "./LedgerProtocol.js"
+import type { AttemptResult, Kill, LedgerMessage, Start } from "./LedgerProtocol.js"
 
 /** What the ledger is wired to. */
 export interface LedgerDeps {
@@ -58,31 +59,52 @@ export const make = (deps: LedgerDeps) => {
     yield* recover(store, tx)
     yield* commitBatch(store, tx)
 
+    // Messages are applied in order and synchronously; only one that needs a read leaves the fast path.
     return (batch: ReadonlyArray<Envelope<LedgerMessage>>) =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         const tx = new Batch()
-        for (const envelope of batch) {
-          const message = envelope.message
-          switch (message._tag) {
-            case "Submit":
-              yield* submit(store, message, envelope, tx)
-              break
-            case "Start":
-              start(message, envelope, tx)
-              break
-            case "Finish":
-              for (const result of message.results) finish(result, tx)
-              tx.replies.push(() => envelope.reply(Exit.void))
-              break
-            case "Kill":
-              yield* kill(store, message, envelope, tx)
-              break
-            case "Flush":
-              tx.replies.push(() => envelope.reply(Exit.void))
-              break
+        const step = (from: number): Effect.Effect<void, StoreError> => {
+          for (let i = from; i < batch.length; i++) {
+            const envelope = batch[i]!
+            const message = envelope.message
+            switch (message._tag) {
+              case "Submit": {
+                const reads = submitReads(store, message.specs, tx)
+                if (reads === undefined) {
+                  submit(message.specs, noReads, envelope, tx)
+                  break
+                }
+                return Effect.flatMap(reads, (found) => {
+                  submit(message.specs, found, envelope, tx)
+                  return step(i + 1)
+                })
+              }
+              case "Start":
+                start(message, envelope, tx)
+                break
+              case "Finish":
+                for (const result of message.results) finish(result, tx)
+                tx.replies.push(() => envelope.reply(Exit.void))
+                break
+              case "Kill": {
+                const unknown = message.ids.filter((id) => !table.live.has(id) && !tx.finishedStates.has(id))
+                if (unknown.length === 0) {
+                  kill(message, emptyMap, envelope, tx)
+                  break
+                }
+                return Effect.flatMap(store.states(unknown), (known) => {
+                  kill(message, known, envelope, tx)
+                  return step(i + 1)
+                })
+              }
+              case "Flush":
+                tx.replies.push(() => envelope.reply(Exit.void))
+                break
+            }
           }
+          return commitBatch(store, tx)
         }
-        yield* commitBatch(store, tx).pipe(
+        return step(0).pipe(
           Effect.catchAll((error) => {
             for (const envelope of batch) envelope.reply(Exit.fail(error))
             // Memory no longer matches the store: crash so the supervisor rebuilds from the store.
@@ -94,140 +116,154 @@ export const make = (deps: LedgerDeps) => {
 
   // --- messages ----------------------------------------------------------------------------
 
-  const submit = (store: JobStore["Type"], message: Submit, envelope: Envelope<LedgerMessage>, tx: Batch) =>
-    Effect.gen(function*() {
-      const specs = message.specs
-      const ids: Array<JobId> = new Array(specs.length)
-      const fresh: Array<{ readonly index: number; readonly id: JobId; readonly spec: JobSpec }> = []
-
-      // Repeated ids and idempotency keys answer with the job that already exists.
-      const askedIds = specs.flatMap((s) => s.id !== undefined && !table.live.has(s.id) && !tx.newIds.has(s.id) ? [s.id] : [])
-      const askedKeys = specs.flatMap((s) => s.key !== undefined && !tx.keys.has(s.key) ? [s.key] : [])
-      const knownIds = askedIds.length > 0 ? yield* store.states(askedIds) : emptyMap
-      const knownKeys = askedKeys.length > 0 ? yield* store.idsByKey(askedKeys) : emptyKeys
-      const requestKeys = new Map<string, JobId>()
-      for (let i = 0; i < specs.length; i++) {
-        const spec = specs[i]!
-        if (spec.id !== undefined && (table.live.has(spec.id) || tx.newIds.has(spec.id) || knownIds.has(spec.id))) {
-          ids[i] = spec.id
-          continue
-        }
-        const existing = spec.key === undefined
-          ? undefined
-          : tx.keys.get(spec.key) ?? requestKeys.get(spec.key) ?? knownKeys.get(spec.key)
-        if (existing !== undefined) {
-          ids[i] = existing
-          continue
-        }
-        const id = spec.id ?? makeJobId()
-        ids[i] = id
-        if (spec.key !== undefined) requestKeys.set(spec.key, id)
-        fresh.push({ index: i, id, spec })
+  // The reads a submit needs (repeated ids, idempotency keys, finished dependencies); none for most.
+  const submitReads = (
+    store: JobStore["Type"],
+    specs: ReadonlyArray<JobSpec>,
+    tx: Batch
+  ): Effect.Effect<SubmitReads, StoreError> | undefined => {
+    const askedIds: Array<JobId> = []
+    const askedKeys: Array<string> = []
+    const deps = new Set<JobId>()
+    for (const spec of specs) {
+      if (spec.id !== undefined && !table.live.has(spec.id) && !tx.newIds.has(spec.id)) askedIds.push(spec.id)
+      if (spec.key !== undefined && !tx.keys.has(spec.key)) askedKeys.push(spec.key)
+      for (const dep of spec.after ?? []) {
+        if (!table.live.has(dep) && !tx.finishedStates.has(dep) && !tx.newIds.has(dep)) deps.add(dep)
       }
-
-      const rejection = yield* checkSubmission(store, fresh, tx)
-      if (rejection !== undefined) {
-        tx.replies.push(() => envelope.reply(Exit.fail(rejection)))
-        return
-      }
-
-      const now = Date.now()
-      for (const { id, spec } of dependenciesFirst(fresh)) {
-        const queue = spec.queue ?? defaultQueue
-        const job: LiveJob = {
-          id,
-          queue,
-          state: "held",
-          priority: spec.priority ?? 0,
-          spec,
-          attempts: 0,
-          maxAttempts: (spec.retries ?? 0) + 1,
-          submittedAt: now,
-          startedAt: null,
-          waitingOn: null
-        }
-        let failedBy: string | undefined
-        for (const dep of spec.after ?? []) {
-          if (table.live.has(dep)) table.hold(job, dep)
-          else {
-            const state = tx.finishedStates.get(dep) ?? tx.depStates.get(dep)
-            if (state !== undefined && state !== "completed") failedBy ??= `dependency ${dep} ended ${state}`
-          }
-        }
-        const state: JobState = failedBy !== undefined ? "failed" : job.waitingOn !== null ? "held" : "queued"
-        tx.newIds.add(id)
-        if (spec.key !== undefined) tx.keys.set(spec.key, id)
-        tx.queueOf.set(id, queue)
-        tx.inserts.push({
-          id,
-          name: spec.name ?? null,
-          queue,
-          state,
-          priority: job.priority,
-          spec,
-          key: spec.key ?? null,
-          reason: failedBy ?? null,
-          submittedAt: now
-        } satisfies NewJobRow)
-        tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
-        if (state === "failed") {
-          table.unhold(job)
-          tx.finishedStates.set(id, "failed")
-          continue
-        }
-        job.state = state
-        table.add(job)
-        if (state === "queued") tx.ready.push({ id, queue, priority: job.priority, spec, runAfter: null })
-      }
-      tx.replies.push(() => envelope.reply(Exit.succeed(ids)))
+    }
+    if (askedIds.length === 0 && askedKeys.length === 0 && deps.size === 0) return undefined
+    return Effect.all({
+      ids: askedIds.length > 0 ? store.states(askedIds) : Effect.succeed(emptyMap),
+      keys: askedKeys.length > 0 ? store.idsByKey(askedKeys) : Effect.succeed(emptyKeys),
+      deps: deps.size > 0 ? store.states(Array.from(deps)) : Effect.succeed(emptyMap)
     })
+  }
+
+  const submit = (specs: ReadonlyArray<JobSpec>, found: SubmitReads, envelope: Envelope<LedgerMessage>, tx: Batch) => {
+    for (const [dep, state] of found.deps) tx.depStates.set(dep, state)
+    const ids: Array<JobId> = new Array(specs.length)
+    const fresh: Array<{ readonly id: JobId; readonly spec: JobSpec }> = []
+    const requestKeys = new Map<string, JobId>()
+    // Repeated ids and idempotency keys answer with the job that already exists.
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!
+      if (spec.id !== undefined && (table.live.has(spec.id) || tx.newIds.has(spec.id) || found.ids.has(spec.id))) {
+        ids[i] = spec.id
+        continue
+      }
+      const existing = spec.key === undefined
+        ? undefined
+        : tx.keys.get(spec.key) ?? requestKeys.get(spec.key) ?? found.keys.get(spec.key)
+      if (existing !== undefined) {
+        ids[i] = existing
+        continue
+      }
+      const id = spec.id ?? makeJobId()
+      ids[i] = id
+      if (spec.key !== undefined) requestKeys.set(spec.key, id)
+      fresh.push({ id, spec })
+    }
+    const rejection = checkSubmission(fresh, tx)
+    if (rejection !== undefined) {
+      tx.replies.push(() => envelope.reply(Exit.fail(rejection)))
+      return
+    }
+    const now = Date.now()
+    for (const { id, spec } of dependenciesFirst(fresh)) insert(id, spec, now, tx)
+    tx.replies.push(() => envelope.reply(Exit.succeed(ids)))
+  }
+
+  // A new job enters the table as held, queued, or at once failed when a dependency has failed.
+  const insert = (id: JobId, spec: JobSpec, now: number, tx: Batch) => {
+    const queue = spec.queue ?? defaultQueue
+    const job: LiveJob = {
+      id,
+      queue,
+      state: "held",
+      priority: spec.priority ?? 0,
+      spec,
+      attempts: 0,
+      maxAttempts: (spec.retries ?? 0) + 1,
+      submittedAt: now,
+      startedAt: null,
+      waitingOn: null
+    }
+    let failedBy: string | undefined
+    for (const dep of spec.after ?? []) {
+      if (table.live.has(dep)) table.hold(job, dep)
+      else {
+        const state = tx.finishedStates.get(dep) ?? tx.depStates.get(dep)
+        if (state !== undefined && state !== "completed") failedBy ??= `dependency ${dep} ended ${state}`
+      }
+    }
+    const state: JobState = failedBy !== undefined ? "failed" : job.waitingOn !== null ? "held" : "queued"
+    tx.newIds.add(id)
+    if (spec.key !== undefined) tx.keys.set(spec.key, id)
+    tx.queueOf.set(id, queue)
+    tx.inserts.push({
+      id,
+      name: spec.name ?? null,
+      queue,
+      state,
+      priority: job.priority,
+      spec,
+      key: spec.key ?? null,
+      reason: failedBy ?? null,
+      submittedAt: now
+    } satisfies NewJobRow)
+    tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
+    if (state === "failed") {
+      table.unhold(job)
+      tx.finishedStates.set(id, "failed")
+      return
+    }
+    job.state = state
+    table.add(job)
+    if (state === "queued") tx.ready.push({ id, queue, priority: job.priority, spec, runAfter: null })
+  }
 
   // Dependencies must exist and form no cycle; queues must have room.
-  const checkSubmission = (
-    store: JobStore["Type"],
-    fresh: ReadonlyArray<{ readonly id: JobId; readonly spec: JobSpec }>,
-    tx: Batch
-  ) =>
-    Effect.gen(function*() {
+  const checkSubmission = (fresh: ReadonlyArray<{ readonly id: JobId; readonly spec: JobSpec }>, tx: Batch) => {
+    const withDeps = fresh.filter((f) => f.spec.after !== undefined && f.spec.after.length > 0)
+    if (withDeps.length > 0) {
       const inRequest = new Map(fresh.map((f) => [f.id, f.spec] as const))
-      const unknown = new Set<JobId>()
-      for (const { spec } of fresh) {
-        for (const dep of spec.after ?? []) {
-          if (!inRequest.has(dep) && !table.live.has(dep) && !tx.finishedStates.has(dep)) unknown.add(dep)
+      const missing = new Set<JobId>()
+      for (const { spec } of withDeps) {
+        for (const dep of spec.after!) {
+          if (!inRequest.has(dep) && !table.live.has(dep) && !tx.finishedStates.has(dep) && !tx.depStates.has(dep)) {
+            missing.add(dep)
+          }
         }
       }
-      if (unknown.size > 0) {
-        const found = yield* store.states(Array.from(unknown))
-        for (const [dep, state] of found) tx.depStates.set(dep, state)
-        const missing = Array.from(unknown).filter((dep) => !found.has(dep))
-        if (missing.length > 0) {
-          return new InvalidSpec({
-            reason: "missing-dependency",
-            message: `unknown dependenc${missing.length > 1 ? "ies" : "y"}: ${missing.join(", ")}`
-          })
-        }
+      if (missing.size > 0) {
+        return new InvalidSpec({
+          reason: "missing-dependency",
+          message: `unknown dependenc${missing.size > 1 ? "ies" : "y"}: ${Array.from(missing).join(", ")}`
+        })
       }
       const cycle = findCycle(inRequest)
       if (cycle !== undefined) {
         return new InvalidSpec({ reason: "dependency-cycle", message: `dependency cycle: ${cycle.join(" -> ")}` })
       }
-      const added = new Map<string, number>()
-      for (const { spec } of fresh) {
-        const queue = spec.queue ?? defaultQueue
-        added.set(queue, (added.get(queue) ?? 0) + 1)
+    }
+    const added = new Map<string, number>()
+    for (const { spec } of fresh) {
+      const queue = spec.queue ?? defaultQueue
+      added.set(queue, (added.get(queue) ?? 0) + 1)
+    }
+    for (const [queue, n] of added) {
+      const capacity = deps.capacity(queue)
+      if (table.waiting(queue) + n > capacity) {
+        return new QueueFull({
+          queue,
+          capacity,
+          message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
+        })
       }
-      for (const [queue, n] of added) {
-        const capacity = deps.capacity(queue)
-        if (table.waiting(queue) + n > capacity) {
-          return new QueueFull({
-            queue,
-            capacity,
-            message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
-          })
-        }
-      }
-      return undefined
-    })
+    }
+    return undefined
+  }
 
   const start = (message: Start, envelope: Envelope<LedgerMessage>, tx: Batch) => {
     const attempts = message.ids.map((id) => {
@@ -256,28 +292,27 @@ export const make = (deps: LedgerDeps) => {
     table.move(job, result.state, tx, details)
   }
 
-  const kill = (store: JobStore["Type"], message: Kill, envelope: Envelope<LedgerMessage>, tx: Batch) =>
-    Effect.gen(function*() {
-      const notLive = message.ids.filter((id) => !table.live.has(id) && !tx.finishedStates.has(id))
-      const known = notLive.length > 0 ? yield* store.states(notLive) : emptyMap
-      const missing = notLive.filter((id) => !known.has(id) && !tx.newIds.has(id))
-      if (missing.length > 0) {
-        tx.replies.push(() => envelope.reply(Exit.fail(JobNotFound.of(missing))))
-        return
+  const kill = (message: Kill, known: ReadonlyMap<JobId, JobState>, envelope: Envelope<LedgerMessage>, tx: Batch) => {
+    const missing = message.ids.filter((id) =>
+      !table.live.has(id) && !tx.finishedStates.has(id) && !known.has(id) && !tx.newIds.has(id)
+    )
+    if (missing.length > 0) {
+      tx.replies.push(() => envelope.reply(Exit.fail(JobNotFound.of(missing))))
+      return
+    }
+    const killed: Array<JobId> = []
+    for (const id of message.ids) {
+      const job = table.live.get(id)
+      if (job === undefined) continue
+      killed.push(id)
+      if (job.state === "running") tx.cancel.push([id, message.reason])
+      else {
+        if (job.state === "queued") tx.cancel.push([id, message.reason])
+        table.move(job, "killed", tx, { reason: message.reason })
       }
-      const killed: Array<JobId> = []
-      for (const id of message.ids) {
-        const job = table.live.get(id)
-        if (job === undefined) continue
-        killed.push(id)
-        if (job.state === "running") tx.cancel.push([id, message.reason])
-        else {
-          if (job.state === "queued") tx.cancel.push([id, message.reason])
-          table.move(job, "killed", tx, { reason: message.reason })
-        }
-      }
-      tx.replies.push(() => envelope.reply(Exit.succeed(killed)))
-    })
+    }
+    tx.replies.push(() => envelope.reply(Exit.succeed(killed)))
+  }
 
   // --- recovery ----------------------------------------------------------------------------
 
@@ -348,6 +383,14 @@ export const make = (deps: LedgerDeps) => {
 
 const emptyMap: ReadonlyMap<JobId, JobState> = new Map()
 const emptyKeys: ReadonlyMap<string, JobId> = new Map()
+
+// What the store said about the ids, keys and dependencies a submit names.
+interface SubmitReads {
+  readonly ids: ReadonlyMap<JobId, JobState>
+  readonly keys: ReadonlyMap<string, JobId>
+  readonly deps: ReadonlyMap<JobId, JobState>
+}
+const noReads: SubmitReads = { ids: emptyMap, keys: emptyKeys, deps: emptyMap }
 
 const eventOf = (t: TransitionRow, tx: Batch) =>
   new JobEvent({

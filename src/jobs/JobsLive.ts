@@ -1,5 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -13,8 +14,10 @@ import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Actor from "../actors/Actor.js"
+import type { MailboxFull } from "../actors/Actor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
+import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { CleanFilter, JobFilter } from "../domain/JobRecord.js"
 import type { JobEvent, JobRecord } from "../domain/JobRecord.js"
@@ -26,7 +29,7 @@ import { JobStore } from "../store/JobStore.js"
 import { Completions } from "./Completions.js"
 import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Jobs } from "./Jobs.js"
-import type { JobSpecInput } from "./Jobs.js"
+import type { JobSpecInput, SubmitError } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
 import { Finish, Flush, Kill, Start, Submit } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
@@ -151,34 +154,48 @@ export const make = (options: RuntimeOptions) =>
 
     // --- the service ------------------------------------------------------------------------
 
-    const decodeSpec = Schema.decodeUnknown(JobSpec)
-    const toSpec = (input: JobSpecInput | JobSpec) =>
-      input instanceof JobSpec
-        ? Effect.succeed(input)
-        : decodeSpec(input, { onExcessProperty: "error" }).pipe(
-          Effect.mapError((error) =>
-            new InvalidSpec({ reason: "malformed", message: `malformed job spec: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })
+    // Synchronous decoding: a submit is on the hot path and needs no effectful parsing.
+    const decodeSpec = Schema.decodeUnknownEither(JobSpec, { onExcessProperty: "error" })
+    const toSpec = (input: JobSpecInput | JobSpec): Either.Either<JobSpec, InvalidSpec> =>
+      input instanceof JobSpec ? Either.right(input) : Either.mapLeft(decodeSpec(input), (error) =>
+        new InvalidSpec({ reason: "malformed", message: `malformed job spec: ${ParseResult.TreeFormatter.formatErrorSync(error)}` }))
+    const shuttingDown = new ShuttingDown({ message: "the job server is shutting down and takes no new jobs" })
+    const overloaded = (full: MailboxFull) =>
+      Effect.fail(new QueueFull({ queue: "(ledger)", capacity: full.capacity, message: "the job server is overloaded; try again" }))
+
+    const submitMany = (inputs: ReadonlyArray<JobSpecInput | JobSpec>) =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<JobId>, SubmitError> => {
+        if (!accepting) return Effect.fail(shuttingDown)
+        const specs: Array<JobSpec> = []
+        for (const input of inputs) {
+          const spec = toSpec(input)
+          if (Either.isLeft(spec)) return Effect.fail(spec.left)
+          specs.push(spec.right)
+        }
+        return Effect.zipRight(
+          Effect.forEach(specs, executor.validate, { discard: true }),
+          Effect.catchTag(ledgerRef.ask(new Submit({ specs }, true)), "MailboxFull", overloaded)
+        )
+      })
+
+    const submit = (input: JobSpecInput | JobSpec) =>
+      Effect.suspend((): Effect.Effect<JobId, SubmitError> => {
+        if (!accepting) return Effect.fail(shuttingDown)
+        const spec = toSpec(input)
+        if (Either.isLeft(spec)) return Effect.fail(spec.left)
+        return Effect.zipRight(
+          executor.validate(spec.right),
+          ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
+            Effect.map((ids) => ids[0]!),
+            Effect.catchTag("MailboxFull", overloaded)
           )
         )
-
-    const submitMany = Effect.fnUntraced(function*(inputs: ReadonlyArray<JobSpecInput | JobSpec>) {
-      if (!accepting) return yield* new ShuttingDown({ message: "the job server is shutting down and takes no new jobs" })
-      const specs: Array<JobSpec> = []
-      for (const input of inputs) {
-        const spec = yield* toSpec(input)
-        yield* executor.validate(spec)
-        specs.push(spec)
-      }
-      return yield* ledgerRef.ask(new Submit({ specs }, true)).pipe(
-        Effect.catchTag("MailboxFull", (full) =>
-          Effect.fail(new QueueFull({ queue: "(ledger)", capacity: full.capacity, message: "the job server is overloaded; try again" })))
-      )
-    })
+      })
 
     const get = (id: JobId) =>
       Effect.flatMap(store.get([id]), (records) => records.length === 0 ? Effect.fail(JobNotFound.of([id])) : Effect.succeed(records[0]!))
 
-    const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
+    const waitMany = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
       Effect.suspend(() => {
         const results = new Map<JobId, JobRecord>()
         const remaining = new Set(ids)
@@ -222,6 +239,26 @@ export const make = (options: RuntimeOptions) =>
           return ids.map((id) => results.get(id)!)
         }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
       })
+
+    // One unfinished job, the common case: a callback from the ledger and nothing else.
+    const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) => {
+      const done = Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
+        const unregister = completions.register(id, (record) => resume(Effect.succeed([record])))
+        if (ledger.view.stateOf(id) === undefined) {
+          unregister()
+          resume(waitMany([id], waitOptions))
+        }
+        return Effect.sync(unregister)
+      })
+      return waitOptions?.timeout === undefined ? done : Effect.timeoutFail(done, {
+        duration: waitOptions.timeout,
+        onTimeout: () =>
+          new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(waitOptions.timeout!)}` })
+      })
+    }
+
+    const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
+      ids.length === 1 ? waitOne(ids[0]!, waitOptions) : waitMany(ids, waitOptions)
 
     const kill = (ids: ReadonlyArray<JobId>) =>
       Effect.gen(function*() {
@@ -287,7 +324,7 @@ export const make = (options: RuntimeOptions) =>
     )
 
     return Jobs.of({
-      submit: (spec) => Effect.map(submitMany([spec]), (ids) => ids[0]!),
+      submit,
       submitMany,
       get,
       wait,
