@@ -9,7 +9,8 @@ import type { Bench } from "./lib.js"
 const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./jobs-noop.js").then((m) => m.bench),
   () => import("./jobs-shell.js").then((m) => m.bench),
-  () => import("./jobs-list.js").then((m) => m.bench)
+  () => import("./jobs-list.js").then((m) => m.bench),
+  () => import("./cluster-entity.js").then((m) => m.bench)
 ]
 
 const cpuModel = (): string => {
