@@ -95,8 +95,7 @@ export class JobTable {
       reason: details.reason ?? null,
       ...(details.result === undefined ? {} : { result: details.result }),
       ...(details.outputs === undefined ? {} : { outputs: details.outputs }),
-      ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter }),
-      ...(from === "running" ? { attemptStartedAt: job.startedAt } : {})
+      ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter })
     })
     if (isTerminal(to)) {
       this.track(job, -1)
@@ -160,8 +159,7 @@ export class JobTable {
       at: now,
       attempt: job.attempts,
       exitCode: details.exitCode ?? null,
-      reason: details.reason ?? null,
-      attemptStartedAt: job.startedAt
+      reason: details.reason ?? null
     })
     const delay = (job.spec.retryDelayMs ?? defaultRetryDelayMs) * 2 ** (job.attempts - 1)
     this.track(job, -1)

@@ -33,8 +33,6 @@ export interface TransitionRow {
   readonly outputs?: ReadonlyArray<string>
   /** Not before this time may a re-queued job start (retry backoff). */
   readonly runAfter?: number | null
-  /** When the attempt that this transition ends began; set when leaving `running`. */
-  readonly attemptStartedAt?: number | null
 }
 
 /** A job that has not finished, as recovery and the scheduler need it. */

@@ -29,7 +29,8 @@ const initial = Effect.gen(function*() {
     run_after INTEGER,
     submitted_at INTEGER NOT NULL,
     started_at INTEGER,
-    finished_at INTEGER
+    finished_at INTEGER,
+    changed_at INTEGER NOT NULL
   )`
   yield* sql`CREATE UNIQUE INDEX jobs_by_key ON jobs (idem_key) WHERE idem_key IS NOT NULL`
   // Completed jobs, the bulk of any history, stay out of the state index: it stays small and hot.
@@ -59,6 +60,21 @@ const initial = Effect.gen(function*() {
     reason TEXT,
     PRIMARY KEY (job_id, attempt, to_state)
   ) WITHOUT ROWID`
+  // The log and the attempts are written by SQLite itself when a job row is inserted or changes
+  // state: one statement per batch carries all three tables, and they cannot disagree.
+  yield* sql`CREATE TRIGGER jobs_inserted AFTER INSERT ON jobs BEGIN
+    INSERT OR REPLACE INTO job_transitions (job_id, attempt, to_state, from_state, at, reason)
+    VALUES (NEW.id, NEW.attempts, NEW.state, NULL, NEW.changed_at, NEW.reason);
+  END`
+  yield* sql`CREATE TRIGGER jobs_state_changed AFTER UPDATE OF state ON jobs WHEN OLD.state IS NOT NEW.state BEGIN
+    INSERT OR REPLACE INTO job_transitions (job_id, attempt, to_state, from_state, at, reason)
+    VALUES (NEW.id, NEW.attempts, NEW.state, OLD.state, NEW.changed_at, NEW.reason);
+  END`
+  yield* sql`CREATE TRIGGER jobs_attempt_ended AFTER UPDATE OF state ON jobs
+    WHEN OLD.state = 'running' AND NEW.state <> 'running' BEGIN
+    INSERT OR REPLACE INTO job_attempts (job_id, attempt, state, exit_code, reason, started_at, finished_at)
+    VALUES (NEW.id, OLD.attempts, NEW.state, NEW.exit_code, NEW.reason, OLD.started_at, NEW.changed_at);
+  END`
 })
 
 /** Applies every migration this build knows, in order. */

@@ -18,8 +18,9 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
   const sql = yield* SqlClient.SqlClient
   const run = (text: string, params: ReadonlyArray<unknown>) => sql.unsafe(text, params).raw
 
+  // Inserting a job writes its first transition too (trigger `jobs_inserted`).
   const insertJobs = (rows: ReadonlyArray<NewJobRow>) =>
-    forEachChunk(rows, (chunk) => {
+    chunked(rows, (chunk) => {
       const params: Array<unknown> = []
       for (const row of chunk) {
         params.push(
@@ -32,12 +33,13 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
           row.key,
           row.reason,
           row.submittedAt,
-          terminalStates.includes(row.state) ? row.submittedAt : null
+          terminalStates.includes(row.state) ? row.submittedAt : null,
+          row.submittedAt
         )
       }
       return run(
-        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, finished_at) VALUES ${
-          tuples(chunk.length, 10)
+        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, finished_at, changed_at) VALUES ${
+          tuples(chunk.length, 11)
         }`,
         params
       )
@@ -46,80 +48,52 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
   const insertTags = (rows: ReadonlyArray<NewJobRow>) => {
     const pairs: Array<readonly [string, string]> = []
     for (const row of rows) for (const tag of new Set(row.spec.tags ?? [])) pairs.push([tag, row.id])
-    return forEachChunk(pairs, (chunk) =>
-      run(`INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES ${tuples(chunk.length, 2)}`, chunk.flat()))
+    return chunked(pairs, (chunk) => run(`INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES ${tuples(chunk.length, 2)}`, chunk.flat()))
   }
 
-  const insertTransitions = (rows: ReadonlyArray<TransitionRow>) =>
-    forEachChunk(rows, (chunk) => {
-      const params: Array<unknown> = []
-      for (const t of chunk) params.push(t.id, t.from, t.to, t.at, t.attempt, t.reason)
-      return run(
-        `INSERT OR REPLACE INTO job_transitions (job_id, from_state, to_state, at, attempt, reason) VALUES ${
-          tuples(chunk.length, 6)
-        }`,
-        params
-      )
-    })
-
-  const insertAttempts = (rows: ReadonlyArray<TransitionRow>) =>
-    forEachChunk(rows.filter((t) => t.from === "running"), (chunk) => {
+  // Updating a job's state logs the transition and, when an attempt ends, the attempt (triggers).
+  const updateJobs = (round: ReadonlyArray<TransitionRow>) =>
+    chunked(round, (chunk) => {
       const params: Array<unknown> = []
       for (const t of chunk) {
-        params.push(t.id, t.attempt, t.to === "queued" ? "failed" : t.to, t.exitCode, t.reason, t.attemptStartedAt ?? t.at, t.at)
-      }
-      return run(
-        `INSERT OR REPLACE INTO job_attempts (job_id, attempt, state, exit_code, reason, started_at, finished_at) VALUES ${
-          tuples(chunk.length, 7)
-        }`,
-        params
-      )
-    })
-
-  // Only the last transition of each job in a batch decides its row; the log keeps them all.
-  const updateJobs = (rows: ReadonlyArray<TransitionRow>) => {
-    const last = new Map<JobId, TransitionRow>()
-    for (const t of rows) last.set(t.id, t)
-    return forEachChunk(Array.from(last.values()), (chunk) => {
-      const params: Array<unknown> = []
-      for (const t of chunk) {
-        const terminal = terminalStates.includes(t.to)
         params.push(
           t.id,
           t.to,
           t.attempt,
           t.to === "running" ? t.at : null,
-          terminal ? t.at : null,
+          terminalStates.includes(t.to) ? t.at : null,
           t.exitCode,
           t.result === undefined ? null : JSON.stringify(t.result),
           t.reason,
           t.outputs === undefined ? null : JSON.stringify(t.outputs),
-          t.runAfter ?? null
+          t.runAfter ?? null,
+          t.at
         )
       }
       return run(
-        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after) AS (VALUES ${
-          tuples(chunk.length, 10)
+        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at) AS (VALUES ${
+          tuples(chunk.length, 11)
         }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
         finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
-        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after FROM v WHERE jobs.id = v.id`,
+        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at
+        FROM v WHERE jobs.id = v.id`,
         params
       )
     })
-  }
 
   const commit = (inserts: ReadonlyArray<NewJobRow>, transitions: ReadonlyArray<TransitionRow>) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
+      const statements: Array<Effect.Effect<unknown, SqlError>> = []
       if (inserts.length > 0) {
-        yield* insertJobs(inserts)
-        yield* insertTags(inserts)
+        statements.push(...insertJobs(inserts))
+        statements.push(...insertTags(inserts))
       }
-      if (transitions.length > 0) {
-        yield* updateJobs(transitions)
-        yield* insertTransitions(transitions)
-        yield* insertAttempts(transitions)
-      }
-    }).pipe(sql.withTransaction, storeError("commit"))
+      for (const round of rounds(transitions)) statements.push(...updateJobs(round))
+      if (statements.length === 0) return Effect.void
+      // One statement is atomic on its own; more share a transaction.
+      const all = Effect.forEach(statements, (statement) => statement, { discard: true })
+      return statements.length === 1 ? all : sql.withTransaction(all)
+    }).pipe(storeError("commit"))
 
   const states = (ids: ReadonlyArray<JobId>) =>
     ids.length === 0
@@ -301,21 +275,42 @@ const describe = (cause: unknown): string => {
 // Statement sizes are powers of four so that prepared statements are reused across batches.
 const chunkSizes = [256, 64, 16, 4, 1] as const
 
+const chunksOf = <T>(rows: ReadonlyArray<T>): Array<ReadonlyArray<T>> => {
+  const chunks: Array<ReadonlyArray<T>> = []
+  let offset = 0
+  for (const size of chunkSizes) {
+    while (rows.length - offset >= size) {
+      chunks.push(rows.slice(offset, offset + size))
+      offset += size
+    }
+  }
+  return chunks
+}
+
+// One statement per chunk, to be run in order.
+const chunked = <T, A, E, R>(
+  rows: ReadonlyArray<T>,
+  f: (chunk: ReadonlyArray<T>) => Effect.Effect<A, E, R>
+): Array<Effect.Effect<A, E, R>> => chunksOf(rows).map(f)
+
 const forEachChunk = <T, E, R>(
   rows: ReadonlyArray<T>,
   f: (chunk: ReadonlyArray<T>) => Effect.Effect<unknown, E, R>
-): Effect.Effect<void, E, R> =>
-  Effect.suspend(() => {
-    const chunks: Array<ReadonlyArray<T>> = []
-    let offset = 0
-    for (const size of chunkSizes) {
-      while (rows.length - offset >= size) {
-        chunks.push(rows.slice(offset, offset + size))
-        offset += size
-      }
-    }
-    return Effect.forEach(chunks, f, { discard: true })
-  })
+): Effect.Effect<void, E, R> => Effect.suspend(() => Effect.forEach(chunksOf(rows), f, { discard: true }))
+
+// Creation transitions are written by the insert; the others are applied in rounds, so that a job
+// changing twice in one batch (a failed attempt, then its retry) passes through both states.
+const rounds = (transitions: ReadonlyArray<TransitionRow>): Array<Array<TransitionRow>> => {
+  const result: Array<Array<TransitionRow>> = []
+  const seen = new Map<JobId, number>()
+  for (const t of transitions) {
+    if (t.from === null) continue
+    const k = seen.get(t.id) ?? 0
+    seen.set(t.id, k + 1)
+    ;(result[k] ??= []).push(t)
+  }
+  return result
+}
 
 const tupleCache = new Map<string, string>()
 

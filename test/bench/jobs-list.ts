@@ -75,8 +75,7 @@ const build = async (database: string): Promise<{ seconds: number; ids: Readonly
             exitCode: state === "completed" ? 0 : state === "failed" ? 1 : null,
             reason,
             ...(state === "completed" ? { result: null } : {}),
-            outputs: [],
-            attemptStartedAt: at + 1
+            outputs: []
           }
         )
       }
