@@ -240,22 +240,31 @@ export const make = (options: RuntimeOptions) =>
         }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
       })
 
-    // One unfinished job, the common case: a callback from the ledger and nothing else.
-    const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) => {
-      const done = Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
-        const unregister = completions.register(id, (record) => resume(Effect.succeed([record])))
+    // One unfinished job, the common case: a callback from the ledger and, with a timeout, one timer.
+    const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
+      Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
+        let timer: NodeJS.Timeout | undefined
+        const unregister = completions.register(id, (record) => {
+          clearTimeout(timer)
+          resume(Effect.succeed([record]))
+        })
         if (ledger.view.stateOf(id) === undefined) {
           unregister()
           resume(waitMany([id], waitOptions))
+          return
         }
-        return Effect.sync(unregister)
+        if (waitOptions?.timeout !== undefined) {
+          const timeout = Duration.decode(waitOptions.timeout)
+          timer = setTimeout(() => {
+            unregister()
+            resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
+          }, Duration.toMillis(timeout))
+        }
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          unregister()
+        })
       })
-      return waitOptions?.timeout === undefined ? done : Effect.timeoutFail(done, {
-        duration: waitOptions.timeout,
-        onTimeout: () =>
-          new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(waitOptions.timeout!)}` })
-      })
-    }
 
     const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
       ids.length === 1 ? waitOne(ids[0]!, waitOptions) : waitMany(ids, waitOptions)
