@@ -23,7 +23,7 @@ const run = Effect.gen(function*() {
       while (next < total) {
         next++
         const id = yield* jobs.submit({ fn: "noop" })
-        yield* jobs.wait([id])
+        yield* jobs.wait([id], { timeout: "120 seconds" })
       }
     }), { concurrency: "unbounded", discard: true })
   return total / (performance.now() - t0) * 1000
