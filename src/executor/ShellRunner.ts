@@ -1,14 +1,14 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { glob } from "tinyglobby"
 import { RunOutcome, type RunRequest } from "./Executor.js"
-import { CappedFile } from "./internal/CappedFile.js"
-import { completed, failed, messageOf, timedOut } from "./internal/outcome.js"
+import * as HelperSpawner from "./internal/HelperSpawner.js"
+import { completed, failed, timedOut } from "./internal/outcome.js"
 import { groupAlive, signalGroup } from "./internal/processGroup.js"
+import { inProcess, type SpawnedProcess, type Spawner } from "./internal/Spawner.js"
 
 /** Runs the attempts of shell jobs as detached process groups, with output captured to files. */
 export class ShellRunner extends Context.Tag("troupe/ShellRunner")<ShellRunner, {
@@ -22,6 +22,11 @@ export interface ShellRunnerOptions {
   readonly killGraceMs?: number
   /** The most bytes kept per output stream; default 64 MiB. */
   readonly outputCapBytes?: number
+  /**
+   * Where processes are forked: `helper` (default) uses a small helper process, so that `fork`
+   * runs on another core and stays cheap however large the runtime grows; `in-process` forks here.
+   */
+  readonly spawner?: "helper" | "in-process"
 }
 
 /** The default cap on each of stdout and stderr: 64 MiB. */
@@ -30,8 +35,9 @@ export const defaultOutputCapBytes = 64 * 1024 * 1024
 /** The default grace between SIGTERM and SIGKILL: 2 s. */
 export const defaultKillGraceMs = 2000
 
-/** Builds a shell runner. */
-export const make = (options: ShellRunnerOptions = {}): ShellRunner["Type"] => {
+/** Builds a shell runner; `close` stops its helper process, if it started one. */
+export const make = (options: ShellRunnerOptions = {}): ShellRunner["Type"] & { readonly close: () => void } => {
+  const spawner: Spawner = options.spawner === "in-process" ? inProcess : HelperSpawner.make()
   const config: AttemptConfig = {
     killGraceMs: options.killGraceMs ?? defaultKillGraceMs,
     outputCapBytes: options.outputCapBytes ?? defaultOutputCapBytes
@@ -39,16 +45,20 @@ export const make = (options: ShellRunnerOptions = {}): ShellRunner["Type"] => {
   return {
     run: (request) =>
       Effect.async<RunOutcome>((resume) => {
-        const attempt = new ShellAttempt(request, config, resume)
+        const attempt = new ShellAttempt(request, config, spawner, resume)
         attempt.start()
         return Effect.async<void>((resumeCancel) => attempt.cancel(() => resumeCancel(Effect.void)))
-      })
+      }),
+    close: () => spawner.close()
   }
 }
 
-/** Provides a shell runner. */
+/** Provides a shell runner; its helper process stops with the layer. */
 export const layer = (options: ShellRunnerOptions = {}): Layer.Layer<ShellRunner> =>
-  Layer.succeed(ShellRunner, make(options))
+  Layer.scoped(
+    ShellRunner,
+    Effect.acquireRelease(Effect.sync(() => make(options)), (runner) => Effect.sync(() => runner.close()))
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Private: one attempt is a small state machine driven by child-process callbacks, so a spawn
@@ -66,10 +76,11 @@ const afterKillMaxWaitMs = 2000
 const strayPipeGraceMs = 200
 
 class ShellAttempt {
-  private child: ChildProcess | undefined
-  private pendingStreams = 2
-  private exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
-  private spawnError: NodeJS.ErrnoException | undefined
+  private process: SpawnedProcess | undefined
+  private pid: number | undefined
+  private streamsDone = false
+  private exit: { readonly code: number | null; readonly signal: string | null } | undefined
+  private spawnError: { readonly code: string | undefined; readonly message: string } | undefined
   private timedOut = false
   private killing = false
   private groupGone = false
@@ -84,6 +95,7 @@ class ShellAttempt {
   constructor(
     private readonly request: RunRequest,
     private readonly config: AttemptConfig,
+    private readonly spawner: Spawner,
     private readonly resume: (outcome: Effect.Effect<RunOutcome>) => void
   ) {
     this.cwd = request.spec.cwd === undefined ? process.cwd() : path.resolve(request.spec.cwd)
@@ -98,54 +110,44 @@ class ShellAttempt {
       removeQuietly(stdoutPath)
       removeQuietly(stderrPath)
     }
-    const done = () => this.streamDone()
-    const out = new CappedFile(stdoutPath, this.config.outputCapBytes, done)
-    const err = new CappedFile(stderrPath, this.config.outputCapBytes, done)
-    const options: SpawnOptions = {
-      cwd: this.cwd,
-      detached: true,
-      stdio: [spec.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"]
-    }
-    if (spec.env !== undefined) options.env = { ...process.env, ...spec.env }
     const command = spec.command ?? []
-    let child: ChildProcess
-    try {
-      child = typeof command === "string"
-        ? spawn("/bin/sh", ["-c", command], options)
-        : spawn(command[0]!, command.slice(1), options)
-    } catch (error) {
-      out.closeEmpty()
-      err.closeEmpty()
-      return this.finishWith(failed(`cannot start ${describeCommand(command)}: ${messageOf(error)}`))
-    }
-    this.child = child
-    child.on("error", (error) => {
-      if (child.pid === undefined) {
-        this.spawnError = error
+    this.process = this.spawner.spawn({
+      file: typeof command === "string" ? "/bin/sh" : command[0]!,
+      args: typeof command === "string" ? ["-c", command] : command.slice(1),
+      cwd: this.cwd,
+      ...(spec.env === undefined ? {} : { env: { ...stringEnv(process.env), ...spec.env } }),
+      ...(spec.stdin === undefined ? {} : { stdin: spec.stdin }),
+      stdoutPath,
+      stderrPath,
+      outputCapBytes: this.config.outputCapBytes
+    }, {
+      onError: (code, message) => {
+        this.spawnError = { code, message }
         this.exit ??= { code: null, signal: null }
+        this.check()
+      },
+      onSpawn: (pid) => {
+        this.pid = pid
+        if (spec.timeLimitMs !== undefined) {
+          this.timeLimitTimer = setTimeout(() => {
+            this.timedOut = true
+            this.kill()
+          }, spec.timeLimitMs)
+        }
+        // A kill asked for before the process existed is carried out now.
+        if (this.killing) this.signalStarted(pid)
+      },
+      onExit: (code, signal) => {
+        this.exit = { code, signal }
+        // While killing, the rest of the group is watched once the leader is gone.
+        if (this.killing && !this.groupGone && this.pid !== undefined) this.probe(this.pid)
+        this.check()
+      },
+      onStreamsDone: () => {
+        this.streamsDone = true
         this.check()
       }
     })
-    child.on("exit", (code, signal) => {
-      this.exit = { code, signal }
-      // While killing, the rest of the group is watched once the leader is gone.
-      if (this.killing && !this.groupGone) this.probe(child.pid!)
-      this.check()
-    })
-    if (child.stdout) out.attach(child.stdout)
-    else out.closeEmpty()
-    if (child.stderr) err.attach(child.stderr)
-    else err.closeEmpty()
-    if (child.stdin) {
-      child.stdin.on("error", () => {})
-      child.stdin.end(spec.stdin)
-    }
-    if (spec.timeLimitMs !== undefined && child.pid !== undefined) {
-      this.timeLimitTimer = setTimeout(() => {
-        this.timedOut = true
-        this.kill()
-      }, spec.timeLimitMs)
-    }
   }
 
   /** Called by the interruption: kill the group, and call `done` once everything is gone. */
@@ -157,12 +159,19 @@ class ShellAttempt {
 
   private kill(): void {
     if (this.killing || this.settled) return
-    const pid = this.child?.pid
     this.killing = true
-    if (pid === undefined) {
-      this.groupGone = true
-      return this.check()
+    if (this.pid === undefined) {
+      // Not started (yet): a failed start settles by itself, a late start is killed in onSpawn.
+      if (this.exit !== undefined) {
+        this.groupGone = true
+        this.check()
+      }
+      return
     }
+    this.signalStarted(this.pid)
+  }
+
+  private signalStarted(pid: number): void {
     signalGroup(pid, "SIGTERM")
     this.killTimer = setTimeout(() => this.forceKill(pid), this.config.killGraceMs)
     if (this.exit !== undefined) this.probe(pid)
@@ -187,20 +196,13 @@ class ShellAttempt {
     clearTimeout(this.probeTimer)
     clearTimeout(this.killTimer)
     // A process that left the group (setsid) may still hold our pipes: stop reading them soon.
-    this.strayTimer = setTimeout(() => {
-      this.child?.stdout?.destroy()
-      this.child?.stderr?.destroy()
-    }, strayPipeGraceMs)
+    this.strayTimer = setTimeout(() => this.process?.releaseStreams(), strayPipeGraceMs)
     this.check()
   }
 
-  private streamDone(): void {
-    this.pendingStreams--
-    this.check()
-  }
 
   private check(): void {
-    if (this.settled || this.exit === undefined || this.pendingStreams > 0) return
+    if (this.settled || this.exit === undefined || !this.streamsDone) return
     if (this.killing && !this.groupGone) return
     this.finish()
   }
@@ -221,7 +223,7 @@ class ShellAttempt {
     this.resume(Effect.map(collectOutputs(spec.outputs, this.cwd), (outputs) => withOutputs(outcome, outputs)))
   }
 
-  private spawnFailure(error: NodeJS.ErrnoException): RunOutcome {
+  private spawnFailure(error: { readonly code: string | undefined; readonly message: string }): RunOutcome {
     const command = this.request.spec.command ?? []
     if (error.code === "ENOENT" || error.code === "ENOTDIR") {
       if (!isDirectory(this.cwd)) return failed(`cwd does not exist: ${this.cwd}`)
@@ -245,6 +247,13 @@ class ShellAttempt {
     clearTimeout(this.strayTimer)
     this.onSettled?.()
   }
+}
+
+// The environment as strings only (process.env may hold undefined values).
+const stringEnv = (env: NodeJS.ProcessEnv): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value
+  return out
 }
 
 const describeCommand = (command: string | ReadonlyArray<string>): string =>
