@@ -169,4 +169,15 @@ describe("ShellRunner", () => {
         path.join(cwd, "out", "b.txt")
       ])
     }))
+
+  it.scopedLive("the in-process spawner runs the same jobs, for hosts that cannot start a helper", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const local = ShellRunner.make({ spawner: "in-process" })
+      const request = requestFor(root, { command: "echo here; exit 5" })
+      const outcome = yield* local.run(request)
+      assert.strictEqual(outcome.state, "failed")
+      assert.strictEqual(outcome.exitCode, 5)
+      assert.strictEqual(readText(path.join(request.jobDir, "stdout")), "here\n")
+    }))
 })

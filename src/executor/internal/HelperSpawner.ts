@@ -19,7 +19,7 @@ export type HelperReply =
  * Spawns through a helper process (started on first use, restarted after a crash). The channel
  * holds the runtime's event loop open only while processes are running.
  */
-export const make = (): Spawner => {
+export const make = (): Spawner & { readonly helperPid: () => number | undefined } => {
   let helper: ChildProcess | undefined
   let nextId = 1
   // An entry leaves when both its end (exit or error) and its streams' end have arrived, in either order.
@@ -114,6 +114,7 @@ export const make = (): Spawner => {
         }
       }
     },
+    helperPid: () => helper?.pid,
     close: () => {
       const child = helper
       helper = undefined
