@@ -15,8 +15,8 @@ import * as Effect from "effect/Effect"
 import * as os from "node:os"
 import { Jobs } from "../../src/jobs/Jobs.js"
 import type { JobSpecInput } from "../../src/jobs/Jobs.js"
-import type { Bench, Latency } from "./lib.js"
-import { latency, ms, notes, now, progress, rate, ratio, table, verdict } from "./lib.js"
+import type { Bench, RateRow } from "./lib.js"
+import { latency, notes, now, progress, rate, ratio, rateTable, verdict } from "./lib.js"
 import { countStates, noop, openRuntime, submitWaitLoops } from "./troupe.js"
 
 const name = "jobs-noop"
@@ -31,12 +31,7 @@ const bullConcurrency = 100
 const redis = { host: "127.0.0.1", port: 6379 }
 const bar = 20_000
 
-interface Row {
-  readonly label: string
-  readonly jobs: number
-  readonly seconds: number
-  readonly latency: Latency | undefined
-}
+type Row = RateRow
 
 const spec: JobSpecInput = { fn: "noop", args: {} }
 
@@ -218,16 +213,9 @@ const run = async (): Promise<void> => {
   const bare = await bareLoop()
 
   const rows: Array<Row> = [c256, cDefault, bull.concurrent, tBulk, bull.bulk, tSeq, bull.sequential, bare]
-  table(
+  rateTable(
     "jobs-noop: no-op function jobs, submit → completed (durable metadata)",
-    ["scenario", "jobs", "jobs/s", "p50", "p99"],
-    rows.map((r) => [
-      r.label,
-      r.jobs.toLocaleString("en-US"),
-      rate(r.jobs / r.seconds),
-      r.latency === undefined ? "-" : ms(r.latency.p50),
-      r.latency === undefined ? "-" : ms(r.latency.p99)
-    ])
+    rows
   )
   const tps = (r: Row) => r.jobs / r.seconds
   const best = Math.max(tps(c256), tps(tBulk))

@@ -12,8 +12,8 @@ import { spawn } from "node:child_process"
 import * as os from "node:os"
 import { Jobs } from "../../src/jobs/Jobs.js"
 import type { JobSpecInput } from "../../src/jobs/Jobs.js"
-import type { Bench, Latency } from "./lib.js"
-import { latency, ms, notes, now, progress, rate, ratio, table, verdict } from "./lib.js"
+import type { Bench, RateRow } from "./lib.js"
+import { latency, notes, now, progress, ratio, rateTable, verdict } from "./lib.js"
 import { countStates, openRuntime, submitWaitLoops } from "./troupe.js"
 
 const name = "jobs-shell"
@@ -22,12 +22,7 @@ const warmup = 100
 const cores = os.availableParallelism()
 const spec: JobSpecInput = { command: ["true"] }
 
-interface Row {
-  readonly label: string
-  readonly jobs: number
-  readonly seconds: number
-  readonly latency: Latency | undefined
-}
+type Row = RateRow
 
 const bulk = (count: number) =>
   Effect.gen(function*() {
@@ -97,16 +92,9 @@ const run = async (): Promise<void> => {
   const rawAfter = await raw()
   const rawBest = rawBefore.jobs / rawBefore.seconds >= rawAfter.jobs / rawAfter.seconds ? rawBefore : rawAfter
   const rows = [t.loops, t.bulk, { ...rawBefore, label: `${rawBefore.label} (before Troupe)` }, { ...rawAfter, label: `${rawAfter.label} (after Troupe)` }]
-  table(
+  rateTable(
     `jobs-shell: \`true\` shell jobs at concurrency = cores (${cores})`,
-    ["scenario", "jobs", "jobs/s", "p50", "p99"],
-    rows.map((r) => [
-      r.label,
-      r.jobs.toLocaleString("en-US"),
-      rate(r.jobs / r.seconds),
-      r.latency === undefined ? "-" : ms(r.latency.p50),
-      r.latency === undefined ? "-" : ms(r.latency.p99)
-    ])
+    rows
   )
   const tps = (r: Row) => r.jobs / r.seconds
   const share = tps(t.loops) / tps(rawBest)

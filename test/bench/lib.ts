@@ -132,3 +132,25 @@ export interface Bench {
 
 /** Yields to the event loop so that pending I/O callbacks and timers run. */
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** One measured scenario: how many jobs in how long, with per-job latency when it was measured. */
+export interface RateRow {
+  readonly label: string
+  readonly jobs: number
+  readonly seconds: number
+  readonly latency: Latency | undefined
+}
+
+/** Prints scenarios as a table of jobs, jobs/s, p50 and p99. */
+export const rateTable = (title: string, rows: ReadonlyArray<RateRow>): void =>
+  table(
+    title,
+    ["scenario", "jobs", "jobs/s", "p50", "p99"],
+    rows.map((r) => [
+      r.label,
+      r.jobs.toLocaleString("en-US"),
+      rate(r.jobs / r.seconds),
+      r.latency === undefined ? "-" : ms(r.latency.p50),
+      r.latency === undefined ? "-" : ms(r.latency.p99)
+    ])
+  )
