@@ -13,7 +13,7 @@ import { terminalStates } from "../domain/JobState.js"
 import type { ActiveJobRow, NewJobRow, TransitionRow } from "./JobStore.js"
 import { JobStore } from "./JobStore.js"
 
-/** Builds a JobStore over the SqlClient in context (SQLite today; the SQL is kept portable). */
+/** Builds a JobStore over a SQLite SqlClient whose schema comes from `Migrations` (triggers included). */
 export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const run = (text: string, params: ReadonlyArray<unknown>) => sql.unsafe(text, params).raw
