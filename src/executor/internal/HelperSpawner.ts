@@ -19,7 +19,7 @@ export type HelperReply =
  * Spawns through a helper process (started on first use, restarted after a crash). The channel
  * holds the runtime's event loop open only while processes are running.
  */
-export const make = (): Spawner & { readonly helperPid: () => number | undefined } => {
+export const make = (): Spawner & { readonly helperPid: () => number | undefined; readonly load: () => number } => {
   let helper: ChildProcess | undefined
   let nextId = 1
   // An entry leaves when both its end (exit or error) and its streams' end have arrived, in either order.
@@ -115,10 +115,24 @@ export const make = (): Spawner & { readonly helperPid: () => number | undefined
       }
     },
     helperPid: () => helper?.pid,
+    load: () => active.size,
     close: () => {
       const child = helper
       helper = undefined
       if (child !== undefined && child.connected) child.disconnect()
     }
+  }
+}
+
+/** Several helpers; each spawn goes to the least busy one, so that forks run side by side. */
+export const makePool = (size: number): Spawner => {
+  const helpers = Array.from({ length: Math.max(1, size) }, make)
+  return {
+    spawn: (request, events) => {
+      let best = helpers[0]!
+      for (const helper of helpers) if (helper.load() < best.load()) best = helper
+      return best.spawn(request, events)
+    },
+    close: () => helpers.forEach((helper) => helper.close())
   }
 }
