@@ -3,6 +3,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { ChangeSignal } from "../internal/ChangeSignal.js"
 
 /** How to read a captured output file. */
 export interface FollowOptions {
@@ -25,7 +26,7 @@ export interface FollowOptions {
 export const follow = (file: string, options: FollowOptions): Stream.Stream<Uint8Array> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const changes = yield* Effect.acquireRelease(
-      Effect.sync(() => new ChangeSignal(file, options.pollIntervalMs ?? defaultPollIntervalMs)),
+      Effect.sync(() => new ChangeSignal(path.dirname(file), options.pollIntervalMs ?? defaultPollIntervalMs)),
       (signal) => Effect.sync(() => signal.close())
     )
     // Waiting for the file to appear stays interruptible; only the final open is an acquisition.
@@ -85,64 +86,6 @@ class ChunkReader {
     if (bytes === 0) return undefined
     this.position += bytes
     return new Uint8Array(this.buffer.subarray(0, bytes))
-  }
-}
-
-// Wakes a waiting reader when the file (or its directory) changes, or after the poll interval.
-class ChangeSignal {
-  private watcher: fs.FSWatcher | undefined
-  private dirty = false
-  private wake: (() => void) | undefined
-  private closed = false
-
-  constructor(private readonly file: string, private readonly pollIntervalMs: number) {
-    this.ensureWatcher()
-  }
-
-  /** Waits for the next change notification, or the poll interval, whichever comes first. */
-  readonly wait: Effect.Effect<void> = Effect.async<void>((resume) => {
-    this.ensureWatcher()
-    if (this.dirty) {
-      this.dirty = false
-      return resume(Effect.void)
-    }
-    const timer = setTimeout(() => this.notify(), this.pollIntervalMs)
-    this.wake = () => {
-      clearTimeout(timer)
-      this.wake = undefined
-      this.dirty = false
-      resume(Effect.void)
-    }
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      this.wake = undefined
-    })
-  })
-
-  close(): void {
-    this.closed = true
-    this.watcher?.close()
-    this.watcher = undefined
-  }
-
-  private notify(): void {
-    this.dirty = true
-    this.wake?.()
-  }
-
-  // Watches the file's directory, which reports both the file's creation and its writes.
-  private ensureWatcher(): void {
-    if (this.watcher !== undefined || this.closed) return
-    try {
-      const watcher = fs.watch(path.dirname(this.file), { persistent: false }, () => this.notify())
-      watcher.on("error", () => {
-        watcher.close()
-        if (this.watcher === watcher) this.watcher = undefined
-      })
-      this.watcher = watcher
-    } catch {
-      // The directory does not exist yet: the poll covers it until it does.
-    }
   }
 }
 

@@ -7,6 +7,7 @@ import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { FileSet } from "../domain/JobSpec.js"
+import { ChangeSignal } from "../internal/ChangeSignal.js"
 import type { Delivery, Mailbox } from "./Mailbox.js"
 import { MailboxError, MessageId } from "./Mailbox.js"
 
@@ -253,49 +254,5 @@ class RecentIds {
     this.ids.add(id)
     if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!)
     return true
-  }
-}
-
-// Wakes the reader on a change in the inbox (fs.watch, a hint), or after the rescan interval.
-class ChangeSignal {
-  private watcher: fs.FSWatcher | undefined
-  private wake: (() => void) | undefined
-  private dirty = false
-
-  constructor(dir: string, private readonly rescanMs: number) {
-    try {
-      this.watcher = fs.watch(dir, () => this.notify())
-      this.watcher.on("error", () => this.close())
-    } catch {
-      this.watcher = undefined
-    }
-  }
-
-  readonly wait: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.dirty) {
-      this.dirty = false
-      return resume(Effect.void)
-    }
-    const timer = setTimeout(() => this.notify(), this.rescanMs)
-    this.wake = () => {
-      clearTimeout(timer)
-      this.wake = undefined
-      this.dirty = false
-      resume(Effect.void)
-    }
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      this.wake = undefined
-    })
-  })
-
-  close(): void {
-    this.watcher?.close()
-    this.watcher = undefined
-  }
-
-  private notify(): void {
-    this.dirty = true
-    this.wake?.()
   }
 }
