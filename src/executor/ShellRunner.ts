@@ -122,7 +122,8 @@ class ShellAttempt {
       file: typeof command === "string" ? "/bin/sh" : command[0]!,
       args: typeof command === "string" ? ["-c", command] : command.slice(1),
       cwd: this.cwd,
-      ...(spec.env === undefined ? {} : { env: { ...stringEnv(process.env), ...spec.env } }),
+      // Always the runtime's environment as it is now: a helper's own was fixed when it started.
+      env: spec.env === undefined ? stringEnv(process.env) : { ...stringEnv(process.env), ...spec.env },
       ...(spec.stdin === undefined ? {} : { stdin: spec.stdin }),
       stdoutPath,
       stderrPath,

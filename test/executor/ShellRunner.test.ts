@@ -180,4 +180,20 @@ describe("ShellRunner", () => {
       assert.strictEqual(outcome.exitCode, 5)
       assert.strictEqual(readText(path.join(request.jobDir, "stdout")), "here\n")
     }))
+
+  it.scopedLive("jobs see the runtime's environment as it is when they start, not when the helper started", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const runner = ShellRunner.make()
+      yield* runner.run(requestFor(root, { command: ["true"] }))
+      process.env.TROUPE_TEST_LATE_VARIABLE = "set later"
+      try {
+        const request = requestFor(root, { command: "echo $TROUPE_TEST_LATE_VARIABLE" })
+        yield* runner.run(request)
+        assert.strictEqual(readText(path.join(request.jobDir, "stdout")), "set later\n")
+      } finally {
+        delete process.env.TROUPE_TEST_LATE_VARIABLE
+        runner.close()
+      }
+    }))
 })
