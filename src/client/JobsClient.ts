@@ -21,7 +21,7 @@ import { JobsRpc } from "../protocol/JobsRpc.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 import * as Endpoint from "../transport/Endpoint.js"
 import type { ConnectFailed, InvalidEndpoint } from "../transport/Errors.js"
-import * as SocketRpc from "../transport/SocketRpc.js"
+import * as Transport from "../transport/Transport.js"
 import { ServerUnreachable } from "./Errors.js"
 
 /** Every error a JobsClient call can report: the server's typed errors, or an unreachable server. */
@@ -37,7 +37,7 @@ export type ListFilterInput = Partial<typeof JobFilter.Encoded>
 export type CleanFilterInput = typeof CleanFilter.Encoded
 
 /** Options for connecting to a server. */
-export interface JobsClientOptions extends SocketRpc.ClientOptions {}
+export interface JobsClientOptions extends Transport.ClientOptions {}
 
 /** A typed client for a remote Jobs service (the `local` role), over any supported endpoint URL. */
 export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClient, {
@@ -88,8 +88,9 @@ export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClie
 /** Connects to the Jobs server at `url`; fails with ServerUnreachable when nothing answers within the timeout. */
 export const make = Effect.fn("JobsClient.make")(function*(url: string, options: JobsClientOptions = {}) {
   const endpoint = yield* Endpoint.parse(url)
-  yield* SocketRpc.checkReachable(endpoint, options).pipe(Effect.mapError(unreachable))
-  const protocol = yield* Layer.build(SocketRpc.layerClientProtocol(endpoint, options))
+  const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options)).pipe(
+    Effect.mapError(unreachable)
+  )
   const rpc = yield* RpcClient.make(JobsRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
   return fromRpcClient(Endpoint.format(endpoint), rpc)
 }) satisfies (

@@ -6,7 +6,7 @@ import { Jobs } from "../jobs/Jobs.js"
 import { JobsRpc } from "../protocol/JobsRpc.js"
 import type * as Endpoint from "../transport/Endpoint.js"
 import type { ListenFailed } from "../transport/Errors.js"
-import * as SocketRpc from "../transport/SocketRpc.js"
+import * as Transport from "../transport/Transport.js"
 
 /** The handlers that answer JobsRpc requests from the Jobs service in context. */
 export const layerHandlers: Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof JobsRpc>>, never, Jobs> = JobsRpc.toLayer(
@@ -28,12 +28,12 @@ export const layerHandlers: Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof JobsR
   })
 )
 
-/** Serves the Jobs service in context as JobsRpc on every endpoint (one socket server each). */
+/** Serves the Jobs service in context as JobsRpc on every endpoint, each on its own transport. */
 export const layer = (
   endpoints: ReadonlyArray<Endpoint.Endpoint>,
-  options: SocketRpc.ServerOptions = {}
+  options: Transport.ServerOptions = {}
 ): Layer.Layer<never, ListenFailed, Jobs> =>
   Layer.mergeAll(
     Layer.empty,
-    ...endpoints.map((endpoint) => SocketRpc.layerServer(JobsRpc, endpoint, options))
+    ...endpoints.map((endpoint) => Transport.layerServer(JobsRpc, endpoint, options))
   ).pipe(Layer.provide(layerHandlers))

@@ -35,7 +35,6 @@ export const layer = (
   const urls = listen.map(Endpoint.format).join(" ")
   return JobsServer.layer(listen).pipe(
     Layer.tap(() => Effect.logInfo(`troupe local role listening on ${urls}`)),
-    Layer.tap(() => warnIfExposed(listen)),
     Layer.merge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo(stoppingMessage)))),
     Layer.provide(Troupe.layer(runtimeOptions(options)))
   )
@@ -43,14 +42,6 @@ export const layer = (
 
 // ---------------------------------------------------------------------------------------------
 // private
-
-// The shared-secret handshake is a later issue; until then, say plainly when the port is reachable from afar.
-const warnIfExposed = (listen: ReadonlyArray<Endpoint.Endpoint>): Effect.Effect<void> => {
-  const exposed = listen.filter((endpoint) => !Endpoint.isLocal(endpoint)).map(Endpoint.format)
-  return exposed.length === 0
-    ? Effect.void
-    : Effect.logWarning(`listening beyond loopback without authentication: ${exposed.join(" ")}`)
-}
 
 const stoppingMessage = "troupe local role stopping: listeners closed, running jobs get the grace period"
 

@@ -9,7 +9,14 @@ export class InvalidEndpoint extends Schema.TaggedError<InvalidEndpoint>()("Inva
 /** A server could not bind its endpoint. */
 export class ListenFailed extends Schema.TaggedError<ListenFailed>()("ListenFailed", {
   url: Schema.String,
-  reason: Schema.Literal("address-in-use", "in-use-by-live-server", "not-a-socket", "permission-denied", "other"),
+  reason: Schema.Literal(
+    "address-in-use",
+    "in-use-by-live-server",
+    "not-a-socket",
+    "permission-denied",
+    "secret-required",
+    "other"
+  ),
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {}
@@ -17,7 +24,17 @@ export class ListenFailed extends Schema.TaggedError<ListenFailed>()("ListenFail
 /** A client could not open a connection to an endpoint. */
 export class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", {
   url: Schema.String,
-  reason: Schema.Literal("refused", "timeout", "not-found", "permission-denied", "other"),
+  reason: Schema.Literal(
+    "refused",
+    "timeout",
+    "not-found",
+    "permission-denied",
+    /** The server wants a shared secret and we have none, or ours is wrong. */
+    "auth-failed",
+    /** Something answered, but not with Troupe's protocol. */
+    "protocol",
+    "other"
+  ),
   /** A short phrase for the reason, such as "connection refused". */
   detail: Schema.String,
   message: Schema.String

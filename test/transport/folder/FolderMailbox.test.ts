@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import * as FolderMailbox from "../../src/transport/FolderMailbox.js"
+import * as FolderMailbox from "../../../src/transport/folder/FolderMailbox.js"
 
 const Signal = Schema.Union(
   Schema.TaggedStruct("submit", { command: Schema.String }),
@@ -112,7 +112,7 @@ describe("FolderMailbox across processes", () => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), "troupe-folder-proc-"))
       const inbox = path.join(root, "to-local")
       const mailbox = yield* FolderMailbox.make(Signal, { inbox, outbox: path.join(root, "to-remote"), rescanMs: 50 })
-      const dist = pathToFileURL(path.resolve("dist/transport/FolderMailbox.js")).href
+      const dist = pathToFileURL(path.resolve("dist/transport/folder/FolderMailbox.js")).href
       const script = path.join(root, "sender.mjs")
       fs.writeFileSync(script, `
         const FolderMailbox = await import(${JSON.stringify(dist)})

@@ -9,9 +9,10 @@ import * as Stream from "effect/Stream"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Endpoint from "../../src/transport/Endpoint.js"
-import * as SocketRpc from "../../src/transport/SocketRpc.js"
-import { canConnect, eventually, freePort, tempDir } from "../integration/harness.js"
+import * as Endpoint from "../../../src/transport/Endpoint.js"
+import * as SocketRpc from "../../../src/transport/socket/SocketRpc.js"
+import * as Transport from "../../../src/transport/Transport.js"
+import { canConnect, eventually, freePort, tempDir } from "../../integration/harness.js"
 
 class TestRpc extends RpcGroup.make(
   Rpc.make("Echo", { payload: { text: Schema.String }, success: Schema.String }),
@@ -26,15 +27,15 @@ const handlers = TestRpc.toLayer({
 })
 
 const serve = (endpoint: Endpoint.Endpoint) =>
-  Layer.build(SocketRpc.layerServer(TestRpc, endpoint).pipe(Layer.provide(handlers)))
+  Layer.build(Transport.layerServer(TestRpc, endpoint).pipe(Layer.provide(handlers)))
 
 const connect = (endpoint: Endpoint.Endpoint) =>
   Effect.flatMap(
-    Layer.build(SocketRpc.layerClientProtocol(endpoint)),
+    Layer.build(Transport.layerClientProtocol(endpoint)),
     (protocol) => RpcClient.make(TestRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
   )
 
-const conformance = (name: string, makeEndpoint: () => Promise<Endpoint.Endpoint>) =>
+const conformance = (name: string, makeEndpoint: () => Promise<Endpoint.SocketEndpoint>) =>
   describe(name, () => {
     it.scopedLive("serves requests, streams and binary payloads", () =>
       Effect.gen(function*() {
@@ -85,7 +86,7 @@ describe("SocketRpc listeners", () => {
       const tcp = new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: yield* Effect.promise(freePort) })
       const unix = new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "both.sock") })
       yield* Layer.build(
-        Layer.mergeAll(SocketRpc.layerServer(TestRpc, tcp), SocketRpc.layerServer(TestRpc, unix)).pipe(
+        Layer.mergeAll(Transport.layerServer(TestRpc, tcp), Transport.layerServer(TestRpc, unix)).pipe(
           Layer.provide(handlers)
         )
       )

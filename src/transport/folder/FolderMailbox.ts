@@ -6,10 +6,10 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { FileSet } from "../domain/JobSpec.js"
-import { ChangeSignal } from "../internal/ChangeSignal.js"
-import type { Delivery, Mailbox } from "./Mailbox.js"
-import { MailboxError, MessageId } from "./Mailbox.js"
+import type { FileSet } from "../../domain/JobSpec.js"
+import { ChangeSignal } from "../../internal/ChangeSignal.js"
+import type { Delivery, Mailbox } from "../Mailbox.js"
+import { MailboxError, MessageId } from "../Mailbox.js"
 
 /** Where a folder mailbox reads and writes. */
 export interface FolderMailboxOptions {

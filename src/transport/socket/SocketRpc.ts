@@ -2,9 +2,7 @@ import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
-import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
-import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Duration from "effect/Duration"
@@ -13,41 +11,27 @@ import * as Layer from "effect/Layer"
 import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import * as Endpoint from "./Endpoint.js"
-import { ConnectFailed, ListenFailed } from "./Errors.js"
+import * as Endpoint from "../Endpoint.js"
+import { ConnectFailed, ListenFailed } from "../Errors.js"
 
-/** Options for serving an RpcGroup on a socket endpoint. */
+/** Options for serving RPC on a socket endpoint. */
 export interface ServerOptions {
-  /** How many requests one server handles at once; default unbounded. */
-  readonly concurrency?: number | "unbounded"
   /** Permission bits for a Unix socket file; default 0o600 (owner only). */
-  readonly socketMode?: number
+  readonly socketMode?: number | undefined
 }
 
 /** Options for a socket RPC client. */
 export interface ClientOptions {
   /** How long opening a connection may take before it fails; default 5 seconds. */
-  readonly connectTimeout?: Duration.DurationInput
+  readonly connectTimeout?: Duration.DurationInput | undefined
 }
 
 /** The default time allowed to open a connection. */
 export const defaultConnectTimeout: Duration.Duration = Duration.seconds(5)
 
-/** Serves an RpcGroup on a TCP or Unix socket endpoint, with msgpack framing, Nagle off and no per-request spans. */
-export const layerServer = <Rpcs extends Rpc.Any>(
-  group: RpcGroup.RpcGroup<Rpcs>,
-  endpoint: Endpoint.Endpoint,
-  options: ServerOptions = {}
-): Layer.Layer<never, ListenFailed, Rpc.ToHandler<Rpcs> | Rpc.Context<Rpcs> | Rpc.Middleware<Rpcs>> =>
-  RpcServer.layer(group, {
-    disableTracing: true,
-    spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
-    concurrency: options.concurrency ?? "unbounded"
-  }).pipe(Layer.provide(layerServerProtocol(endpoint, options)))
-
 /** The RPC server Protocol for one socket endpoint: binds it, removing a stale Unix socket file first. */
 export const layerServerProtocol = (
-  endpoint: Endpoint.Endpoint,
+  endpoint: Endpoint.SocketEndpoint,
   options: ServerOptions = {}
 ): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
   // A fresh Protocol layer per endpoint: the shared `layerProtocolSocketServer` value would be memoized,
@@ -59,15 +43,24 @@ export const layerServerProtocol = (
 
 /** A bound SocketServer for one endpoint; a Unix socket file gets `socketMode` and is removed on close. */
 export const layerSocketServer = (
-  endpoint: Endpoint.Endpoint,
+  endpoint: Endpoint.SocketEndpoint,
   options: ServerOptions = {}
 ): Layer.Layer<SocketServer.SocketServer, ListenFailed> =>
   Layer.scoped(SocketServer.SocketServer, makeSocketServer(endpoint, options))
 
-/** The RPC client Protocol for one socket endpoint, with msgpack framing, Nagle off and a bounded connect time. */
+/**
+ * The RPC client Protocol for one socket endpoint, with msgpack framing, Nagle off and a bounded
+ * connect time; fails with ConnectFailed when nothing accepts a connection.
+ */
 export const layerClientProtocol = (
-  endpoint: Endpoint.Endpoint,
+  endpoint: Endpoint.SocketEndpoint,
   options: ClientOptions = {}
+): Layer.Layer<RpcClient.Protocol, ConnectFailed> =>
+  Layer.unwrapEffect(Effect.as(checkReachable(endpoint, options), layerClientProtocolUnchecked(endpoint, options)))
+
+const layerClientProtocolUnchecked = (
+  endpoint: Endpoint.SocketEndpoint,
+  options: ClientOptions
 ): Layer.Layer<RpcClient.Protocol> =>
   RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
     Layer.provide(
@@ -84,7 +77,7 @@ export const layerClientProtocol = (
 
 /** Opens and closes one connection to check that something accepts connections at the endpoint. */
 export const checkReachable = (
-  endpoint: Endpoint.Endpoint,
+  endpoint: Endpoint.SocketEndpoint,
   options: ClientOptions = {}
 ): Effect.Effect<void, ConnectFailed> => {
   const timeout = Duration.decode(options.connectTimeout ?? defaultConnectTimeout)
@@ -108,12 +101,12 @@ export const checkReachable = (
 // ---------------------------------------------------------------------------------------------
 // private
 
-const connectOptions = (endpoint: Endpoint.Endpoint): Net.NetConnectOpts =>
+const connectOptions = (endpoint: Endpoint.SocketEndpoint): Net.NetConnectOpts =>
   endpoint._tag === "Tcp"
     ? { host: endpoint.host, port: endpoint.port, noDelay: true }
     : { path: endpoint.path }
 
-const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.Endpoint, options: ServerOptions) {
+const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.SocketEndpoint, options: ServerOptions) {
   const url = Endpoint.format(endpoint)
   if (endpoint._tag === "Unix") yield* prepareUnixPath(endpoint)
   const server = yield* NodeSocketServer.make(
@@ -180,7 +173,7 @@ const listenFailed = (url: string, cause: unknown): ListenFailed => {
   return new ListenFailed({ url, reason, message: `cannot listen on ${url} (${detail})`, cause })
 }
 
-const connectFailed = (endpoint: Endpoint.Endpoint, cause: Error): ConnectFailed => {
+const connectFailed = (endpoint: Endpoint.SocketEndpoint, cause: Error): ConnectFailed => {
   const code = errorCode(cause)
   return code === "ECONNREFUSED"
     ? connectFailedWith(endpoint, "refused", "connection refused")
@@ -194,7 +187,7 @@ const connectFailed = (endpoint: Endpoint.Endpoint, cause: Error): ConnectFailed
 }
 
 const connectFailedWith = (
-  endpoint: Endpoint.Endpoint,
+  endpoint: Endpoint.SocketEndpoint,
   reason: ConnectFailed["reason"],
   detail: string
 ): ConnectFailed => {

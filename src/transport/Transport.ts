@@ -1,0 +1,103 @@
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcClient from "@effect/rpc/RpcClient"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Endpoint from "./Endpoint.js"
+import type { ConnectFailed } from "./Errors.js"
+import { ListenFailed } from "./Errors.js"
+import type { Secret } from "./Secret.js"
+import * as SocketRpc from "./socket/SocketRpc.js"
+
+/** How a server listens, whatever the transport; each transport ignores what does not apply to it. */
+export interface ServerOptions {
+  /** The shared secret clients must prove they hold; required when binding beyond loopback. */
+  readonly secret?: Secret | undefined
+  /** Serve a non-loopback address without a secret; for networks that are already private. */
+  readonly insecure?: boolean | undefined
+  /** How many requests one server handles at once; default unbounded. */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** Permission bits for a Unix socket file; default 0o600. */
+  readonly socketMode?: number | undefined
+  /** The largest frame the framed transport accepts; default 16 MiB. */
+  readonly maxFrameBytes?: number | undefined
+}
+
+/** How a client connects, whatever the transport. */
+export interface ClientOptions {
+  /** How long the first connection may take before it fails with ConnectFailed; default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** The shared secret, when the server asks for one. */
+  readonly secret?: Secret | undefined
+  /** The largest frame the framed transport accepts; default 16 MiB. */
+  readonly maxFrameBytes?: number | undefined
+}
+
+/** Serves an RpcGroup on one endpoint of any transport, with no per-request spans. */
+export const layerServer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions = {}
+): Layer.Layer<never, ListenFailed, Rpc.ToHandler<Rpcs> | Rpc.Context<Rpcs> | Rpc.Middleware<Rpcs>> =>
+  RpcServer.layer(group, {
+    disableTracing: true,
+    spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
+    concurrency: options.concurrency ?? "unbounded"
+  }).pipe(Layer.provide(layerServerProtocol(endpoint, options)))
+
+/** The RPC server Protocol for an endpoint: the transport is chosen by the URL's scheme. */
+export const layerServerProtocol = (
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions = {}
+): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
+  Layer.unwrapEffect(Effect.as(checkExposure(endpoint, options), serverProtocolFor(endpoint, options)))
+
+/** The RPC client Protocol for an endpoint; fails with ConnectFailed when the first connection cannot be made. */
+export const layerClientProtocol = (
+  endpoint: Endpoint.Endpoint,
+  options: ClientOptions = {}
+): Layer.Layer<RpcClient.Protocol, ConnectFailed> => {
+  switch (endpoint._tag) {
+    case "Tcp":
+    case "Unix":
+      return SocketRpc.layerClientProtocol(endpoint, options)
+    case "Framed":
+    case "Folder":
+      return Layer.die(`the ${endpoint._tag} transport is not built yet`)
+  }
+}
+
+/**
+ * A listener reachable from other machines must authenticate its clients. Binding beyond loopback
+ * without a secret is refused unless the caller says the network is private (`insecure`).
+ */
+export const checkExposure = (endpoint: Endpoint.Endpoint, options: ServerOptions): Effect.Effect<void, ListenFailed> => {
+  if (Endpoint.isLocal(endpoint) || options.secret !== undefined) return Effect.void
+  const url = Endpoint.format(endpoint)
+  return options.insecure === true
+    ? Effect.logWarning(`listening on ${url} without authentication (--insecure)`)
+    : Effect.fail(
+      new ListenFailed({
+        url,
+        reason: "secret-required",
+        message: `refusing to listen on ${url} without a shared secret: it is reachable from other machines. ` +
+          `Pass --secret-file FILE (or set TROUPE_SECRET_FILE), or --insecure on a private network`
+      })
+    )
+}
+
+const serverProtocolFor = (
+  endpoint: Endpoint.Endpoint,
+  options: ServerOptions
+): Layer.Layer<RpcServer.Protocol, ListenFailed> => {
+  switch (endpoint._tag) {
+    case "Tcp":
+    case "Unix":
+      return SocketRpc.layerServerProtocol(endpoint, options)
+    case "Framed":
+    case "Folder":
+      return Layer.die(`the ${endpoint._tag} transport is not built yet`)
+  }
+}
