@@ -110,8 +110,8 @@ export const server = (parsed: Parsed): string =>
 /** Where clients connect and the local role listens when nothing says otherwise. */
 export const defaultServer = "tcp://127.0.0.1:7878"
 
-/** The `--server URL` option shared by every client command. */
-export const serverOption: Options = { server: { type: "string" } }
+/** The `--server URL` and `--secret-file FILE` options shared by every client command. */
+export const serverOption: Options = { server: { type: "string" }, "secret-file": { type: "string" } }
 
 // ---------------------------------------------------------------------------------------------
 // private

@@ -6,6 +6,7 @@ import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import { JobsClient } from "../client/JobsClient.js"
 import type * as LocalRole from "../roles/LocalRole.js"
+import * as Secret from "../transport/Secret.js"
 import * as Args from "./Args.js"
 import * as ClientCommands from "./ClientCommands.js"
 import * as Output from "./Output.js"
@@ -62,7 +63,9 @@ const roleOptions: Args.Options = {
   "data-dir": { type: "string" },
   listen: { type: "string", multiple: true },
   cores: { type: "string" },
-  grace: { type: "string" }
+  grace: { type: "string" },
+  "secret-file": { type: "string" },
+  insecure: { type: "boolean" }
 }
 
 const isRole = (argv: ReadonlyArray<string>): boolean =>
@@ -88,7 +91,8 @@ const dispatch = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
     positionals: command.positionals
   })
   if (Args.flag(parsed, "help")) return yield* usage(first)
-  const connect = JobsClient.make(Args.server(parsed))
+  const secret = yield* Secret.resolve(Args.string(parsed, "secret-file"))
+  const connect = JobsClient.make(Args.server(parsed), ClientCommands.compact({ secret }))
   return yield* Effect.scoped(command.run(parsed, connect))
 })
 
@@ -111,7 +115,9 @@ const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
     dataDir: Args.string(parsed, "data-dir"),
     listen,
     cores: yield* Args.integer("local", parsed, "cores", 1),
-    shutdownGraceMs: yield* Args.duration("local", parsed, "grace")
+    shutdownGraceMs: yield* Args.duration("local", parsed, "grace"),
+    secret: yield* Secret.resolve(Args.string(parsed, "secret-file")),
+    insecure: Args.flag(parsed, "insecure") || undefined
   })
   const { layer } = yield* Effect.promise(() => import("../roles/LocalRole.js"))
   return yield* Layer.launch(layer(options)).pipe(
@@ -130,6 +136,7 @@ const report = (error: Reported): Effect.Effect<number> => {
       )
     case "ServerUnreachable":
     case "InvalidEndpoint":
+    case "SecretError":
       return Effect.as(Output.problem(error.message), exitCodes.usage)
     case "WaitTimeout":
       return Effect.as(Output.problem(error.message), exitCodes.timeout)

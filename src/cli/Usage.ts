@@ -19,7 +19,9 @@ Roles:
 
 Run "troupe help <command>" or "troupe <command> --help" for details.
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
-Endpoint URLs: tcp://host:port, unix:///path.sock.
+Endpoint URLs: tcp://host:port, unix:///path.sock, framed://host:port, folder:///path.
+Every command takes --secret-file FILE (or $TROUPE_SECRET_FILE) for servers that
+require the shared-secret handshake.
 `
 
 /** Per-command usage, keyed by command name. */
@@ -117,9 +119,14 @@ work, gives running jobs the grace period, then kills them and records it.
 Options:
   --db PATH          the job database (default .troupe/troupe.db)
   --data-dir DIR     where job output is kept (default next to the database)
-  --listen URL       endpoint to serve (repeatable; default tcp://127.0.0.1:7878)
+  --listen URL       endpoint to serve (repeatable; default tcp://127.0.0.1:7878):
+                     tcp://host:port, unix:///path.sock, framed://host:port,
+                     folder:///path
   --cores N          cores available to jobs (default: this machine's)
   --grace DURATION   shutdown grace period for running jobs (default 10s)
+  --secret-file FILE a shared secret clients must prove they hold (default
+                     $TROUPE_SECRET_FILE); required to listen beyond loopback
+  --insecure         listen beyond loopback without a secret (private networks)
 `
 }
 

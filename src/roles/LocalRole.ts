@@ -3,6 +3,8 @@ import * as Layer from "effect/Layer"
 import type { IncompatibleDatabase, StoreError } from "../domain/Errors.js"
 import * as Endpoint from "../transport/Endpoint.js"
 import type { ListenFailed } from "../transport/Errors.js"
+import type { Secret } from "../transport/Secret.js"
+import type * as Transport from "../transport/Transport.js"
 import * as Troupe from "../Troupe.js"
 import * as JobsServer from "./JobsServer.js"
 
@@ -18,6 +20,10 @@ export interface LocalRoleOptions {
   readonly cores?: number
   /** How long running jobs get to finish on shutdown before they are killed. */
   readonly shutdownGraceMs?: number
+  /** The shared secret clients must prove they hold; required for listeners beyond loopback. */
+  readonly secret?: Secret
+  /** Listen beyond loopback without a secret (a private network). */
+  readonly insecure?: boolean
 }
 
 /** The endpoint the local role serves when no `--listen` is given. */
@@ -33,7 +39,7 @@ export const layer = (
 ): Layer.Layer<never, ListenFailed | IncompatibleDatabase | StoreError> => {
   const listen = options.listen !== undefined && options.listen.length > 0 ? options.listen : [defaultListen]
   const urls = listen.map(Endpoint.format).join(" ")
-  return JobsServer.layer(listen).pipe(
+  return JobsServer.layer(listen, compactServerOptions(options)).pipe(
     Layer.tap(() => Effect.logInfo(`troupe local role listening on ${urls}`)),
     Layer.merge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo(stoppingMessage)))),
     Layer.provide(Troupe.layer(runtimeOptions(options)))
@@ -44,6 +50,11 @@ export const layer = (
 // private
 
 const stoppingMessage = "troupe local role stopping: listeners closed, running jobs get the grace period"
+
+const compactServerOptions = (options: LocalRoleOptions): Transport.ServerOptions => ({
+  ...(options.secret !== undefined ? { secret: options.secret } : {}),
+  ...(options.insecure !== undefined ? { insecure: options.insecure } : {})
+})
 
 const runtimeOptions = (options: LocalRoleOptions): Troupe.TroupeOptions => ({
   ...(options.database !== undefined ? { database: options.database } : {}),
