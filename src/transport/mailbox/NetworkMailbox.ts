@@ -1,0 +1,231 @@
+import * as RpcClient from "@effect/rpc/RpcClient"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as path from "node:path"
+import { ChangeSignal } from "../../internal/ChangeSignal.js"
+import * as Endpoint from "../Endpoint.js"
+import type { ConnectFailed, ListenFailed } from "../Errors.js"
+import * as FolderMailbox from "../folder/FolderMailbox.js"
+import type { Mailbox } from "../Mailbox.js"
+import { MailboxError } from "../Mailbox.js"
+import * as Transport from "../Transport.js"
+import { MailboxRpc } from "./MailboxRpc.js"
+import type { ShippedMessage } from "./MailboxRpc.js"
+import * as Spool from "./Spool.js"
+
+/** Where a mailbox keeps its messages, and how it reaches its peer. */
+export interface MailboxOptions {
+  /**
+   * A local folder holding this end's `inbox/` and `outbox/`. Messages wait there until they are
+   * shipped or taken, so a restart loses nothing. Not used by the folder transport, whose messages
+   * live in the shared folder itself.
+   */
+  readonly spool: string
+  /** The safety-net rescan of the folders; default 1000 ms. */
+  readonly rescanMs?: number
+  /** Keep consumed messages in `archive/` instead of deleting them. */
+  readonly archive?: boolean
+  /** Options for the transport underneath (secret, timeouts, frame size). */
+  readonly transport?: Transport.ServerOptions & Transport.ClientOptions
+}
+
+/**
+ * The listening end of a mailbox on any endpoint. Over the folder transport it is a folder
+ * mailbox in the shared folder (`to-listener/` in, `to-connector/` out). Over a network transport
+ * it serves MailboxRpc: the connecting end delivers into our inbox and pulls from our outbox.
+ */
+export const listen = <A, I>(
+  schema: Schema.Schema<A, I>,
+  endpoint: Endpoint.Endpoint,
+  options: MailboxOptions
+): Effect.Effect<Mailbox<A>, MailboxError | ListenFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (endpoint._tag === "Folder") return yield* sharedFolder(schema, endpoint, "listener", options)
+    const { inbox, outbox } = spoolFolders(options)
+    const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
+    yield* Layer.build(
+      Transport.layerServer(MailboxRpc, endpoint, options.transport).pipe(Layer.provide(handlers(inbox, outbox, options)))
+    )
+    return mailbox
+  })
+
+/**
+ * The connecting end of a mailbox. Over a network transport, a background fiber ships our outbox
+ * to the listener and brings its outbox into our inbox, reconnecting with backoff when the
+ * connection is lost. Fails with ConnectFailed only when the first connection cannot be made.
+ */
+export const connect = <A, I>(
+  schema: Schema.Schema<A, I>,
+  endpoint: Endpoint.Endpoint,
+  options: MailboxOptions
+): Effect.Effect<Mailbox<A>, MailboxError | ConnectFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (endpoint._tag === "Folder") return yield* sharedFolder(schema, endpoint, "connector", options)
+    const { inbox, outbox } = spoolFolders(options)
+    const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
+    const url = Endpoint.format(endpoint)
+    // Fail fast when nothing answers; later losses are the link's to repair.
+    yield* Effect.scoped(Layer.build(Transport.layerClientProtocol(endpoint, options.transport)))
+    const session = Effect.scoped(
+      Effect.gen(function*() {
+        const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options.transport))
+        const rpc = yield* RpcClient.make(MailboxRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
+        yield* Effect.all([pushLoop(rpc, outbox, options), pullLoop(rpc, inbox)], { concurrency: 2, discard: true })
+      })
+    ).pipe(
+      // A listener that shuts down interrupts our calls; for the link that is a lost connection, to be retried.
+      Effect.catchAllCause((cause) =>
+        Effect.failCause<LinkError>(
+          Cause.isInterruptedOnly(cause) ? Cause.fail(new LinkLost({ message: `${url} ended our calls` })) : cause
+        )
+      )
+    )
+    yield* session.pipe(
+      Effect.tapError((error) => Effect.logWarning(`mailbox link to ${url} broke (${error.message}); reconnecting`)),
+      Effect.retry(reconnectSchedule),
+      Effect.forkScoped
+    )
+    return mailbox
+  })
+
+// ---------------------------------------------------------------------------------------------
+// private
+
+class LinkLost extends Data.TaggedError("LinkLost")<{ readonly message: string }> {}
+
+type LinkError = LinkLost | ConnectFailed | RpcClientError | MailboxError
+
+type MailboxRpcClient = RpcClient.RpcClient<RpcGroup.Rpcs<typeof MailboxRpc>, RpcClientError>
+
+const reconnectSchedule = Schedule.exponential("100 millis").pipe(
+  Schedule.either(Schedule.spaced("5 seconds")),
+  Schedule.jittered
+)
+
+// How many messages one Deliver or Pull carries, and how long a Pull waits for something to arrive.
+const batchSize = 64
+const pullWaitMs = 10_000
+
+const spoolFolders = (options: MailboxOptions) => ({
+  inbox: path.resolve(options.spool, "inbox"),
+  outbox: path.resolve(options.spool, "outbox")
+})
+
+const folderOptions = (inbox: string, outbox: string, options: MailboxOptions): FolderMailbox.FolderMailboxOptions => ({
+  inbox,
+  outbox,
+  ...(options.rescanMs !== undefined ? { rescanMs: options.rescanMs } : {}),
+  ...(options.archive !== undefined ? { archive: options.archive } : {})
+})
+
+// Both ends see one folder (sshfs, or two processes on one host): each end's outbox is the other's inbox.
+const sharedFolder = <A, I>(
+  schema: Schema.Schema<A, I>,
+  endpoint: Endpoint.FolderEndpoint,
+  side: "listener" | "connector",
+  options: MailboxOptions
+) => {
+  const toListener = path.join(endpoint.path, "to-listener")
+  const toConnector = path.join(endpoint.path, "to-connector")
+  return side === "listener"
+    ? FolderMailbox.make(schema, folderOptions(toListener, toConnector, options))
+    : FolderMailbox.make(schema, folderOptions(toConnector, toListener, options))
+}
+
+const handlers = (inbox: string, outbox: string, options: MailboxOptions) =>
+  MailboxRpc.toLayer(Effect.gen(function*() {
+    const outboxChanged = yield* Effect.acquireRelease(
+      Effect.sync(() => new ChangeSignal(outbox, options.rescanMs ?? 1000)),
+      (signal) => Effect.sync(() => signal.close())
+    )
+    const waitForOutbox = (max: number, waitMs: number) =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + waitMs
+        while (true) {
+          const waiting = yield* Spool.listOutbox(outbox)
+          if (waiting.length > 0 || Date.now() >= deadline) return waiting.slice(0, max)
+          yield* outboxChanged.wait.pipe(Effect.timeoutOption(Math.max(1, deadline - Date.now())))
+        }
+      })
+    return {
+      Upload: ({ data, id, offset, path: file }) => Spool.writeChunk(inbox, id, file, offset, data),
+      Deliver: ({ messages }) => Effect.forEach(messages, (message) => Spool.deliverToInbox(inbox, message), { discard: true }),
+      Pull: ({ max, waitMs }) => waitForOutbox(max, waitMs),
+      Download: ({ id, path: file }) =>
+        Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
+          Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
+            new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
+      Ack: ({ id }) => Spool.removeFromOutbox(outbox, id)
+    }
+  }))
+
+// Ships our outbox to the listener as messages appear in it, oldest first, files before their message.
+const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions) =>
+  Effect.gen(function*() {
+    const changed = yield* Effect.acquireRelease(
+      Effect.sync(() => new ChangeSignal(outbox, options.rescanMs ?? 1000)),
+      (signal) => Effect.sync(() => signal.close())
+    )
+    while (true) {
+      const waiting = yield* Spool.listOutbox(outbox)
+      for (let start = 0; start < waiting.length; start += batchSize) {
+        const batch = waiting.slice(start, start + batchSize)
+        for (const message of batch) yield* uploadFiles(rpc, outbox, message)
+        yield* rpc.Deliver({ messages: batch })
+        yield* Effect.forEach(batch, (message) => Spool.removeFromOutbox(outbox, message.id), { discard: true })
+      }
+      if (waiting.length === 0) yield* changed.wait
+    }
+  })
+
+const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMessage) =>
+  Effect.forEach(message.files, (file) =>
+    Effect.gen(function*() {
+      const local = yield* Spool.attachmentPath(outbox, message.id, file.path)
+      let offset = 0
+      yield* Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
+        new MailboxError({ reason: "io", message: `cannot read ${local}: ${String(cause)}` })).pipe(
+          Stream.runForEach((data) =>
+            Effect.suspend(() => {
+              const at = offset
+              offset += data.length
+              return rpc.Upload({ id: message.id, path: file.path, offset: at, data })
+            })
+          )
+        )
+      // An empty file has no chunks; send one empty chunk so it exists on the other side.
+      if (offset === 0) yield* rpc.Upload({ id: message.id, path: file.path, offset: 0, data: new Uint8Array(0) })
+    }), { discard: true })
+
+// Brings the listener's outbox into our inbox: files first, then the message, then the ack.
+const pullLoop = (rpc: MailboxRpcClient, inbox: string) =>
+  Effect.gen(function*() {
+    while (true) {
+      const arrived = yield* rpc.Pull({ max: batchSize, waitMs: pullWaitMs })
+      for (const message of arrived) {
+        for (const file of message.files) {
+          let offset = 0
+          yield* rpc.Download({ id: message.id, path: file.path }).pipe(
+            Stream.runForEach((data) =>
+              Effect.suspend(() => {
+                const at = offset
+                offset += data.length
+                return Spool.writeChunk(inbox, message.id, file.path, at, data)
+              })
+            )
+          )
+          if (offset === 0) yield* Spool.writeChunk(inbox, message.id, file.path, 0, new Uint8Array(0))
+        }
+        yield* Spool.deliverToInbox(inbox, message)
+        yield* rpc.Ack({ id: message.id })
+      }
+    }
+  })

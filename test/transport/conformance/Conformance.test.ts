@@ -1,0 +1,43 @@
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as Crypto from "node:crypto"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Endpoint from "../../../src/transport/Endpoint.js"
+import { freePort, tempDir } from "../../integration/harness.js"
+import { conformance } from "./suite.js"
+
+// Opens a raw connection to a socket endpoint, writes the bytes, and closes it once they are sent.
+const sendRaw = (endpoint: Endpoint.Endpoint, bytes: Uint8Array): Promise<void> =>
+  new Promise((resolve) => {
+    const options = endpoint._tag === "Unix"
+      ? { path: endpoint.path }
+      : { host: (endpoint as Endpoint.TcpEndpoint).host, port: (endpoint as Endpoint.TcpEndpoint).port }
+    const socket = Net.createConnection(options, () => socket.end(bytes, () => socket.destroy()))
+    socket.on("close", () => resolve())
+    socket.on("error", () => resolve())
+  })
+
+const halfARequest = (): Uint8Array => {
+  const whole = RpcSerialization.msgPack.unsafeMake().encode({
+    _tag: "Request",
+    id: "1",
+    tag: "Echo",
+    payload: { text: "x".repeat(1000) },
+    headers: []
+  }) as Uint8Array
+  return whole.subarray(0, whole.length >> 1)
+}
+
+conformance({
+  name: "tcp",
+  endpoint: async () => new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: await freePort() }),
+  garbage: (endpoint) => sendRaw(endpoint, Crypto.randomBytes(64 * 1024)),
+  dieMidMessage: (endpoint) => sendRaw(endpoint, halfARequest())
+})
+
+conformance({
+  name: "unix",
+  endpoint: async () => new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "conformance.sock") }),
+  garbage: (endpoint) => sendRaw(endpoint, Crypto.randomBytes(64 * 1024)),
+  dieMidMessage: (endpoint) => sendRaw(endpoint, halfARequest())
+})
