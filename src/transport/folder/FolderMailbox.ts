@@ -10,6 +10,9 @@ import type { FileSet } from "../../domain/JobSpec.js"
 import { ChangeSignal } from "../../internal/ChangeSignal.js"
 import type { Delivery, Mailbox } from "../Mailbox.js"
 import { MailboxError, MessageId } from "../Mailbox.js"
+import { consume, isConfined, isInFlight, quarantine, quarantineDir, writeAtomic } from "./FolderFiles.js"
+
+export { isConfined } from "./FolderFiles.js"
 
 /** Where a folder mailbox reads and writes. */
 export interface FolderMailboxOptions {
@@ -23,6 +26,11 @@ export interface FolderMailboxOptions {
   readonly rescanMs?: number
   /** How many delivered ids are remembered for deduplication; default 100,000. */
   readonly rememberIds?: number
+  /**
+   * How long a message waits for its attached files (rsync may copy `<id>.msg` before `<id>.files/`)
+   * before it is quarantined; default 60,000 ms.
+   */
+  readonly filesWaitMs?: number
 }
 
 /** The version written into every message file; files of other versions are quarantined. */
@@ -68,11 +76,7 @@ export const make = <A, I>(
           }
         })
         const text = JSON.stringify({ troupe: formatVersion, id, sentAt: Date.now(), seq: seq++, files: pairs.map(([, r]) => r), body })
-        const tmp = path.join(outbox, tmpDir, `${id}.${process.pid}.${Date.now()}.tmp`)
-        yield* io(`write message ${id}`, async () => {
-          await fs.promises.writeFile(tmp, text)
-          await fs.promises.rename(tmp, path.join(outbox, `${id}${messageSuffix}`))
-        })
+        yield* io(`write message ${id}`, () => writeAtomic(path.join(outbox, tmpDir), path.join(outbox, `${id}${messageSuffix}`), text))
       })
 
     // Reads one message file; a file that is not a message is quarantined and yields nothing.
@@ -106,10 +110,42 @@ export const make = <A, I>(
         return Option.some({ id: envelope.id, message: message.right, files })
       })
 
+    // Ids of messages whose attached files have not all arrived, with the time we first saw that.
+    const waitingSince = new Map<string, number>()
+    const filesWaitMs = options.filesWaitMs ?? 60_000
+
+    // True when every attached file is there; rsync copies a message's folder after the message itself.
+    const filesArrived = (envelope: Envelope) =>
+      Effect.promise(async () => {
+        const dir = path.join(inbox, `${envelope.id}${filesSuffix}`)
+        for (const remote of envelope.files) {
+          const present = await fs.promises.access(path.join(dir, remote)).then(() => true, () => false)
+          if (!present) return remote
+        }
+        return undefined
+      })
+
+    // "take" when the files are complete, "wait" to keep it (and what follows) for a later scan,
+    // "skip" when it was quarantined because its files never came.
+    const checkFiles = (name: string, envelope: Envelope) =>
+      Effect.gen(function*() {
+        const missing = yield* filesArrived(envelope)
+        if (missing === undefined) {
+          waitingSince.delete(envelope.id)
+          return "take" as const
+        }
+        const since = waitingSince.get(envelope.id) ?? Date.now()
+        waitingSince.set(envelope.id, since)
+        if (Date.now() - since < filesWaitMs) return "wait" as const
+        waitingSince.delete(envelope.id)
+        yield* quarantine(inbox, name, `attached file ${missing} did not arrive within ${filesWaitMs} ms`)
+        return "skip" as const
+      })
+
     const receive = Effect.gen(function*() {
       const entries = yield* io("list the inbox", () => fs.promises.readdir(inbox, { withFileTypes: true }))
       // Dot files are in flight (ours under .tmp, rsync's `.name.XXXXXX`); folders are ours.
-      const files = entries.filter((e) => e.isFile() && !e.name.startsWith("."))
+      const files = entries.filter((e) => e.isFile() && !isInFlight(e.name))
       for (const stray of files.filter((e) => !e.name.endsWith(messageSuffix))) {
         yield* quarantine(inbox, stray.name, "not a message file (no .msg suffix)")
       }
@@ -123,6 +159,10 @@ export const make = <A, I>(
       pending.sort(([, a], [, b]) => a.sentAt - b.sentAt || a.seq - b.seq)
       const out: Array<Delivery<A>> = []
       for (const [name, envelope] of pending) {
+        const files = yield* checkFiles(name, envelope)
+        // A message still waiting for its files holds back the later ones, to keep the send order.
+        if (files === "wait") break
+        if (files === "skip") continue
         const delivery = yield* take(name, envelope)
         if (Option.isSome(delivery)) out.push(delivery.value)
       }
@@ -133,7 +173,10 @@ export const make = <A, I>(
       Effect.flatMap(checkId(id), () => {
         const name = `${id}${messageSuffix}`
         return Effect.flatMap(read(name), (envelope) =>
-          Option.isSome(envelope) ? take(name, envelope.value) : Effect.succeed(Option.none<Delivery<A>>()))
+          Option.isNone(envelope)
+            ? Effect.succeed(Option.none<Delivery<A>>())
+            : Effect.flatMap(checkFiles(name, envelope.value), (files) =>
+              files === "take" ? take(name, envelope.value) : Effect.succeed(Option.none<Delivery<A>>())))
       })
 
     const messages = Stream.unwrapScoped(Effect.gen(function*() {
@@ -153,8 +196,6 @@ export const make = <A, I>(
 const messageSuffix = ".msg"
 const filesSuffix = ".files"
 const tmpDir = ".tmp"
-const quarantineDir = "quarantine"
-const archiveDir = "archive"
 
 const io = <A>(what: string, f: () => A | Promise<A>) =>
   Effect.tryPromise({
@@ -190,13 +231,6 @@ const filePairs = (files: FileSet | undefined) =>
     return Effect.succeed(pairs)
   })
 
-/** True for a relative path that stays below its root: no `..` step, not absolute, not empty. */
-export const isConfined = (relative: string): boolean => {
-  if (relative.length === 0 || path.isAbsolute(relative) || relative.includes("\0")) return false
-  const normal = path.normalize(relative)
-  return normal !== ".." && !normal.startsWith(`..${path.sep}`) && normal !== "."
-}
-
 interface Envelope {
   readonly id: string
   readonly sentAt: number
@@ -225,24 +259,6 @@ const parseEnvelope = (text: string, name: string): Envelope | string => {
   const seq = typeof record.seq === "number" ? record.seq : 0
   return { id: record.id, sentAt, seq, files: record.files as ReadonlyArray<string>, body: record.body }
 }
-
-const quarantine = (inbox: string, name: string, reason: string) =>
-  Effect.gen(function*() {
-    const target = path.join(inbox, quarantineDir, `${Date.now()}-${name}`)
-    yield* Effect.promise(async () => {
-      await fs.promises.rename(path.join(inbox, name), target).catch(() => undefined)
-      await fs.promises.writeFile(`${target}.reason`, `${reason}\n`).catch(() => undefined)
-    })
-    yield* Effect.logWarning(`quarantined ${name}: ${reason}`).pipe(Effect.annotateLogs("inbox", inbox))
-  })
-
-const consume = (inbox: string, name: string, archive: boolean) =>
-  Effect.promise(async () => {
-    const file = path.join(inbox, name)
-    if (!archive) return fs.promises.rm(file, { force: true })
-    await fs.promises.mkdir(path.join(inbox, archiveDir), { recursive: true })
-    return fs.promises.rename(file, path.join(inbox, archiveDir, name)).catch(() => undefined)
-  })
 
 // Remembers the last `capacity` delivered ids.
 class RecentIds {
