@@ -45,7 +45,6 @@ const client = Effect.gen(function*() {
   const protocol = yield* Layer.build(FolderRpc.layerClientProtocol(endpoint, options))
   const rpc = yield* RpcClient.make(TestRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
   yield* Effect.forkScoped(Stream.runDrain(rpc.Forever()))
-  yield* Effect.sleep("200 millis")
   process.stdout.write("streaming\n")
   return yield* Effect.never
 })
