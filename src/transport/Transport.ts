@@ -9,6 +9,7 @@ import * as Endpoint from "./Endpoint.js"
 import type { ConnectFailed } from "./Errors.js"
 import { ListenFailed } from "./Errors.js"
 import type { Secret } from "./Secret.js"
+import * as FolderRpc from "./folder/FolderRpc.js"
 import * as SocketRpc from "./socket/SocketRpc.js"
 
 /** How a server listens, whatever the transport; each transport ignores what does not apply to it. */
@@ -63,8 +64,9 @@ export const layerClientProtocol = (
     case "Tcp":
     case "Unix":
       return SocketRpc.layerClientProtocol(endpoint, options)
-    case "Framed":
     case "Folder":
+      return FolderRpc.layerClientProtocol(endpoint, options)
+    case "Framed":
       return Layer.die(`the ${endpoint._tag} transport is not built yet`)
   }
 }
@@ -96,8 +98,9 @@ const serverProtocolFor = (
     case "Tcp":
     case "Unix":
       return SocketRpc.layerServerProtocol(endpoint, options)
-    case "Framed":
     case "Folder":
+      return FolderRpc.layerServerProtocol(endpoint, options)
+    case "Framed":
       return Layer.die(`the ${endpoint._tag} transport is not built yet`)
   }
 }

@@ -10,7 +10,8 @@ const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./jobs-noop.js").then((m) => m.bench),
   () => import("./jobs-shell.js").then((m) => m.bench),
   () => import("./jobs-list.js").then((m) => m.bench),
-  () => import("./cluster-entity.js").then((m) => m.bench)
+  () => import("./cluster-entity.js").then((m) => m.bench),
+  () => import("./transports.js").then((m) => m.bench)
 ]
 
 const cpuModel = (): string => {

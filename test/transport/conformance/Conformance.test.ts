@@ -1,8 +1,10 @@
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
+import * as FolderRpc from "../../../src/transport/folder/FolderRpc.js"
 import { freePort, tempDir } from "../../integration/harness.js"
 import { conformance } from "./suite.js"
 
@@ -40,4 +42,22 @@ conformance({
   endpoint: async () => new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "conformance.sock") }),
   garbage: (endpoint) => sendRaw(endpoint, Crypto.randomBytes(64 * 1024)),
   dieMidMessage: (endpoint) => sendRaw(endpoint, halfARequest())
+})
+
+// A folder server's garbage is files: junk, a stray name, and a torn message as a dying writer leaves it.
+const toServer = (endpoint: Endpoint.Endpoint): string => FolderRpc.layout((endpoint as Endpoint.FolderEndpoint).path).toServer
+
+conformance({
+  name: "folder",
+  endpoint: async () => new Endpoint.FolderEndpoint({ path: tempDir("troupe-conf-folder-") }),
+  garbage: async (endpoint) => {
+    Fs.mkdirSync(toServer(endpoint), { recursive: true })
+    Fs.writeFileSync(Path.join(toServer(endpoint), "zzzz-000000000001.msg"), Crypto.randomBytes(4096))
+    Fs.writeFileSync(Path.join(toServer(endpoint), "not-a-message.txt"), "hello")
+  },
+  dieMidMessage: async (endpoint) => {
+    Fs.mkdirSync(toServer(endpoint), { recursive: true })
+    Fs.writeFileSync(Path.join(toServer(endpoint), "yyyy-000000000001.msg"), halfARequest())
+  },
+  slowMs: 120_000
 })
