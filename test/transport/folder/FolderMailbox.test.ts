@@ -96,6 +96,34 @@ describe("FolderMailbox", () => {
       assert.strictEqual(missing.reason, "file-missing")
     }))
 
+  it.scopedLive("a message waits for its attached files (rsync copies them after it), and holds back later ones", () =>
+    Effect.gen(function*() {
+      const { remote, toRemote } = yield* pair
+      // As rsync leaves it mid-run: the message is there, its files folder not yet.
+      const envelope = (id: string, seq: number, files: Array<string>) =>
+        JSON.stringify({ troupe: 1, id, sentAt: 1000, seq, files, body: { _tag: "isalive" } })
+      fs.writeFileSync(path.join(toRemote, "early.msg"), envelope("early", 0, ["data/in.txt"]))
+      fs.writeFileSync(path.join(toRemote, "later.msg"), envelope("later", 1, []))
+      assert.deepStrictEqual(yield* remote.receive, [])
+      assert.isTrue(Option.isNone(yield* remote.get("early")))
+      fs.mkdirSync(path.join(toRemote, "early.files", "data"), { recursive: true })
+      fs.writeFileSync(path.join(toRemote, "early.files", "data", "in.txt"), "arrived")
+      const delivered = yield* remote.receive
+      assert.deepStrictEqual(delivered.map((d) => d.id), ["early", "later"])
+      assert.strictEqual(fs.readFileSync(delivered[0]!.files.get("data/in.txt")!, "utf8"), "arrived")
+    }))
+
+  it.scopedLive("a message whose files never arrive is quarantined after the wait", () =>
+    Effect.gen(function*() {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "troupe-folder-"))
+      const inbox = path.join(root, "in")
+      const box = yield* FolderMailbox.make(Signal, { inbox, outbox: path.join(root, "out"), filesWaitMs: 0 })
+      fs.writeFileSync(path.join(inbox, "lost.msg"), JSON.stringify({ troupe: 1, id: "lost", sentAt: 1, seq: 0, files: ["gone.txt"], body: { _tag: "isalive" } }))
+      assert.deepStrictEqual(yield* box.receive, [])
+      const reasons = fs.readdirSync(path.join(inbox, "quarantine")).filter((f) => f.endsWith(".reason"))
+      assert.include(fs.readFileSync(path.join(inbox, "quarantine", reasons[0]!), "utf8"), "gone.txt did not arrive")
+    }))
+
   it.scopedLive("the messages stream delivers what arrives later, in order", () =>
     Effect.gen(function*() {
       const { local, remote } = yield* pair
