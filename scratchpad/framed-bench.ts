@@ -1,0 +1,110 @@
+/**
+ * Scratch benchmark: @effect/rpc over the framed transport vs over the plain socket transport,
+ * server in a child process. `node --import tsx scratchpad/framed-bench.ts [seconds]`
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { fork } from "node:child_process"
+import * as Endpoint from "../src/transport/Endpoint.js"
+import * as FramedRpc from "../src/transport/framed/FramedRpc.js"
+import * as SocketRpc from "../src/transport/socket/SocketRpc.js"
+
+class BenchRpc extends RpcGroup.make(
+  Rpc.make("Echo", { payload: { text: Schema.String }, success: Schema.String })
+) {}
+
+const handlers = BenchRpc.toLayer({ Echo: ({ text }) => Effect.succeed(text) })
+
+const framedPort = 39000 + Math.floor(Math.random() * 1000)
+const socketPort = framedPort + 1000
+
+const serve = () => {
+  const framed = RpcServer.layer(BenchRpc, { disableTracing: true }).pipe(
+    Layer.provide(FramedRpc.layerServerProtocol(new Endpoint.FramedEndpoint({ host: "127.0.0.1", port: Number(process.env.FRAMED_PORT) })))
+  )
+  const socket = RpcServer.layer(BenchRpc, { disableTracing: true }).pipe(
+    Layer.provide(SocketRpc.layerServerProtocol(new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: Number(process.env.SOCKET_PORT) })))
+  )
+  Effect.runFork(
+    Layer.launch(Layer.mergeAll(framed, socket).pipe(Layer.provide(handlers))).pipe(
+      Effect.onExit(() => Effect.sync(() => process.exit(0)))
+    )
+  )
+  setTimeout(() => process.send?.("ready"), 300)
+}
+
+const percentile = (sorted: Array<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+
+const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown>, seconds: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* RpcClient.make(BenchRpc, { disableTracing: true }).pipe(
+      Effect.provide(yield* Layer.build(protocol))
+    )
+    for (let i = 0; i < 2000; i++) yield* client.Echo({ text: "x" })
+    const latencies: Array<number> = []
+    const seqEnd = performance.now() + seconds * 1000
+    while (performance.now() < seqEnd) {
+      const t0 = performance.now()
+      yield* client.Echo({ text: "x" })
+      latencies.push((performance.now() - t0) * 1000)
+    }
+    latencies.sort((a, b) => a - b)
+    let done = 0
+    const parEnd = performance.now() + seconds * 1000
+    const t0 = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: 100 }),
+      () =>
+        Effect.whileLoop({
+          while: () => performance.now() < parEnd,
+          body: () => client.Echo({ text: "x" }),
+          step: () => {
+            done++
+          }
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const rate = done / ((performance.now() - t0) / 1000)
+    console.log(
+      `${name.padEnd(8)} sequential p50 ${percentile(latencies, 0.5).toFixed(0)} µs p99 ${
+        percentile(latencies, 0.99).toFixed(0)
+      } µs (${latencies.length} calls)  |  100 in flight: ${rate.toFixed(0)} req/s`
+    )
+  }))
+
+if (process.argv[2] === "serve") {
+  serve()
+} else {
+  const seconds = Number(process.argv[2] ?? 3)
+  const rounds = Number(process.argv[3] ?? 2)
+  const child = fork(new URL(import.meta.url).pathname, ["serve"], {
+    execArgv: ["--import", "tsx", ...(process.env.SERVER_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/framed-prof"] : [])],
+    env: { ...process.env, FRAMED_PORT: String(framedPort), SOCKET_PORT: String(socketPort) }
+  })
+  child.once("message", () => {
+    const framed = FramedRpc.layerClientProtocol(new Endpoint.FramedEndpoint({ host: "127.0.0.1", port: framedPort }))
+    const socket = SocketRpc.layerClientProtocol(new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: socketPort }))
+    const only = process.env.ONLY
+    Effect.runPromise(Effect.gen(function*() {
+      for (let round = 0; round < rounds; round++) {
+        if (only !== "socket") yield* measure("framed", framed, seconds)
+        if (only !== "framed") yield* measure("socket", socket, seconds)
+      }
+    })).then(
+      () => {
+        child.kill("SIGINT")
+        setTimeout(() => process.exit(0), 500)
+      },
+      (error) => {
+        console.error(error)
+        child.kill()
+        process.exit(1)
+      }
+    )
+  })
+}
