@@ -13,17 +13,23 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Endpoint from "../Endpoint.js"
 import { ConnectFailed, ListenFailed } from "../Errors.js"
+import * as Handshake from "../Handshake.js"
+import type { Secret } from "../Secret.js"
 
 /** Options for serving RPC on a socket endpoint. */
 export interface ServerOptions {
   /** Permission bits for a Unix socket file; default 0o600 (owner only). */
   readonly socketMode?: number | undefined
+  /** The shared secret every client must prove in the handshake; without one, any Troupe client is served. */
+  readonly secret?: Secret | undefined
 }
 
 /** Options for a socket RPC client. */
 export interface ClientOptions {
-  /** How long opening a connection may take before it fails; default 5 seconds. */
+  /** How long opening a connection (and its handshake) may take before it fails; default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /** The shared secret, for a server that asks for one. */
+  readonly secret?: Secret | undefined
 }
 
 /** The default time allowed to open a connection. */
@@ -50,30 +56,33 @@ export const layerSocketServer = (
 
 /**
  * The RPC client Protocol for one socket endpoint, with msgpack framing, Nagle off and a bounded
- * connect time; fails with ConnectFailed when nothing accepts a connection.
+ * connect time. The first connection, handshake included, is made here, so that a server that is
+ * not there or refuses our secret fails the layer with a ConnectFailed that says so.
  */
 export const layerClientProtocol = (
   endpoint: Endpoint.SocketEndpoint,
   options: ClientOptions = {}
 ): Layer.Layer<RpcClient.Protocol, ConnectFailed> =>
-  Layer.unwrapEffect(Effect.as(checkReachable(endpoint, options), layerClientProtocolUnchecked(endpoint, options)))
-
-const layerClientProtocolUnchecked = (
-  endpoint: Endpoint.SocketEndpoint,
-  options: ClientOptions
-): Layer.Layer<RpcClient.Protocol> =>
-  RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-    Layer.provide(
-      Layer.effect(
-        Socket.Socket,
-        NodeSocket.makeNet({
-          ...connectOptions(endpoint),
-          openTimeout: options.connectTimeout ?? defaultConnectTimeout
-        })
-      ).pipe(Layer.orDie)
-    ),
-    Layer.provide(RpcSerialization.layerMsgPack)
-  )
+  Layer.unwrapScoped(Effect.gen(function*() {
+    let first: Net.Socket | undefined = yield* Effect.acquireRelease(
+      openAuthenticated(endpoint, options),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    // The protocol's first open takes the connection made above; a reconnect opens a new one.
+    const open = Effect.suspend(() => {
+      const ready = first
+      first = undefined
+      return ready !== undefined
+        ? Effect.succeed(ready)
+        : openAuthenticated(endpoint, options).pipe(
+          Effect.mapError((cause) => new Socket.SocketGenericError({ reason: "Open", cause }))
+        )
+    })
+    return RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
+      Layer.provide(Layer.effect(Socket.Socket, NodeSocket.fromDuplex(open))),
+      Layer.provide(RpcSerialization.layerMsgPack)
+    )
+  }))
 
 /** Opens and closes one connection to check that something accepts connections at the endpoint. */
 export const checkReachable = (
@@ -114,6 +123,7 @@ const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.SocketEn
       ? { host: endpoint.host, port: endpoint.port, noDelay: true }
       : { path: endpoint.path }
   ).pipe(Effect.mapError((error) => listenFailed(url, error.cause)))
+  const authenticated = withHandshake(server, options.secret)
   if (endpoint._tag === "Unix") {
     const mode = options.socketMode ?? 0o600
     yield* Effect.tryPromise({
@@ -121,8 +131,86 @@ const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.SocketEn
       catch: (cause) => listenFailed(url, cause)
     })
   }
-  return server
+  return authenticated
 })
+
+// Every accepted connection goes through the handshake before the RPC protocol sees a byte of it.
+const withHandshake = (
+  server: SocketServer.SocketServer["Type"],
+  secret: Secret | undefined
+): SocketServer.SocketServer["Type"] =>
+  SocketServer.SocketServer.of({
+    address: server.address,
+    // NodeSocketServer provides each handler with its connection's NetSocket, hence the cast.
+    run: <R, E, _>(handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
+      server.run((socket) =>
+        Effect.flatMap(NodeSocket.NetSocket, (conn) =>
+          Handshake.serverHandshake(conn, { secret }).pipe(
+            Effect.matchEffect({
+              onFailure: () => Effect.void,
+              onSuccess: (leftover) => Effect.suspend(() => {
+                handOver(conn, leftover)
+                return handler(socket)
+              })
+            })
+          ))
+      ) as Effect.Effect<never, SocketServer.SocketServerError, R>
+  })
+
+// Connects and runs the client side of the handshake; the socket comes back ready for the protocol.
+const openAuthenticated = (
+  endpoint: Endpoint.SocketEndpoint,
+  options: ClientOptions
+): Effect.Effect<Net.Socket, ConnectFailed> => {
+  const timeout = Duration.decode(options.connectTimeout ?? defaultConnectTimeout)
+  return Effect.async<Net.Socket, ConnectFailed>((resume) => {
+    const socket = Net.createConnection(connectOptions(endpoint))
+    const onError = (error: Error) => resume(Effect.fail(connectFailed(endpoint, error)))
+    socket.once("connect", () => {
+      socket.off("error", onError)
+      resume(Effect.succeed(socket))
+    })
+    socket.once("error", onError)
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.flatMap((socket) =>
+      Handshake.clientHandshake(socket, { secret: options.secret, timeout }).pipe(
+        Effect.map((leftover) => {
+          handOver(socket, leftover)
+          return socket
+        }),
+        Effect.mapError((error) =>
+          connectFailedWith(
+            endpoint,
+            error.reason === "auth-failed" || error.reason === "secret-required" ||
+              error.reason === "server-unauthenticated"
+              ? "auth-failed"
+              : error.reason === "timeout"
+              ? "timeout"
+              : "protocol",
+            error.message.replace(/^handshake with \S+ failed: /, "")
+          )
+        )
+      )
+    ),
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () => connectFailedWith(endpoint, "timeout", `no answer within ${Duration.format(timeout)}`)
+    })
+  )
+}
+
+// The handshake leaves the socket paused with any early bytes in hand. Put them back, and resume
+// once the protocol's reader is attached, so no byte is read before someone listens for it.
+const handOver = (socket: Net.Socket, leftover: Uint8Array): void => {
+  if (leftover.length > 0) socket.unshift(leftover)
+  const onListener = (event: string | symbol) => {
+    if (event !== "data") return
+    socket.off("newListener", onListener)
+    process.nextTick(() => socket.resume())
+  }
+  socket.on("newListener", onListener)
+}
 
 // A socket file left by a crashed server is removed; a live server's socket, or any other file, is kept.
 const prepareUnixPath = Effect.fnUntraced(function*(endpoint: Endpoint.UnixEndpoint) {
