@@ -13,12 +13,13 @@ import { JobState } from "../domain/JobState.js"
 import * as Args from "./Args.js"
 import * as Format from "./Format.js"
 import * as Output from "./Output.js"
+import type { SecretError } from "../transport/Secret.js"
 
 /** Opens the connection to the server; a command calls it only after its arguments are valid. */
-export type Connect = Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint, Scope.Scope>
+export type Connect = Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint | SecretError, Scope.Scope>
 
 /** Errors a client command can end with; Main turns each into one stderr line and an exit code. */
-export type CommandError = Args.UsageError | JobsClientError | InvalidEndpoint
+export type CommandError = Args.UsageError | JobsClientError | InvalidEndpoint | SecretError
 
 /** A client command: its option table and its body, which returns the process exit code. */
 export interface ClientCommand {

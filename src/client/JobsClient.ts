@@ -21,6 +21,8 @@ import { JobsRpc } from "../protocol/JobsRpc.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 import * as Endpoint from "../transport/Endpoint.js"
 import type { ConnectFailed, InvalidEndpoint } from "../transport/Errors.js"
+import * as Secret from "../transport/Secret.js"
+import type { SecretError } from "../transport/Secret.js"
 import * as Transport from "../transport/Transport.js"
 import { ServerUnreachable } from "./Errors.js"
 
@@ -37,7 +39,13 @@ export type ListFilterInput = Partial<typeof JobFilter.Encoded>
 export type CleanFilterInput = typeof CleanFilter.Encoded
 
 /** Options for connecting to a server. */
-export interface JobsClientOptions extends Transport.ClientOptions {}
+export interface JobsClientOptions extends Transport.ClientOptions {
+  /**
+   * A file holding the shared secret, for servers that require the handshake; read when `secret`
+   * is not given. Defaults to the TROUPE_SECRET_FILE environment variable.
+   */
+  readonly secretFile?: string | undefined
+}
 
 /** A typed client for a remote Jobs service (the `local` role), over any supported endpoint URL. */
 export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClient, {
@@ -77,18 +85,20 @@ export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClie
   static readonly layer = (
     url: string,
     options: JobsClientOptions = {}
-  ): Layer.Layer<JobsClient, ServerUnreachable | InvalidEndpoint> => layer(url, options)
+  ): Layer.Layer<JobsClient, ServerUnreachable | InvalidEndpoint | SecretError> => layer(url, options)
   /** Connects within the current scope; same as the module's `make`. */
   static readonly make = (
     url: string,
     options: JobsClientOptions = {}
-  ): Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint, Scope.Scope> => make(url, options)
+  ): Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint | SecretError, Scope.Scope> =>
+    make(url, options)
 }
 
 /** Connects to the Jobs server at `url`; fails with ServerUnreachable when nothing answers within the timeout. */
 export const make = Effect.fn("JobsClient.make")(function*(url: string, options: JobsClientOptions = {}) {
   const endpoint = yield* Endpoint.parse(url)
-  const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options)).pipe(
+  const secret = options.secret ?? (yield* Secret.resolve(options.secretFile))
+  const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, { ...options, secret })).pipe(
     Effect.mapError(unreachable)
   )
   const rpc = yield* RpcClient.make(JobsRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
@@ -96,13 +106,14 @@ export const make = Effect.fn("JobsClient.make")(function*(url: string, options:
 }) satisfies (
   url: string,
   options?: JobsClientOptions
-) => Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint, Scope.Scope>
+) => Effect.Effect<JobsClient["Type"], ServerUnreachable | InvalidEndpoint | SecretError, Scope.Scope>
 
 /** Provides a JobsClient connected to `url` for the layer's lifetime. */
 export const layer = (
   url: string,
   options: JobsClientOptions = {}
-): Layer.Layer<JobsClient, ServerUnreachable | InvalidEndpoint> => Layer.scoped(JobsClient, make(url, options))
+): Layer.Layer<JobsClient, ServerUnreachable | InvalidEndpoint | SecretError> =>
+  Layer.scoped(JobsClient, make(url, options))
 
 // ---------------------------------------------------------------------------------------------
 // private

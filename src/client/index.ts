@@ -25,6 +25,7 @@ export {
   WaitTimeout
 } from "../domain/Errors.js"
 export { ConnectFailed, InvalidEndpoint } from "../transport/Errors.js"
+export { SecretError } from "../transport/Secret.js"
 export { JobId } from "../domain/JobId.js"
 export { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
 export { JobSpec } from "../domain/JobSpec.js"
