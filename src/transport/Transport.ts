@@ -10,6 +10,7 @@ import type { ConnectFailed } from "./Errors.js"
 import { ListenFailed } from "./Errors.js"
 import type { Secret } from "./Secret.js"
 import * as FolderRpc from "./folder/FolderRpc.js"
+import * as FramedRpc from "./framed/FramedRpc.js"
 import * as SocketRpc from "./socket/SocketRpc.js"
 
 /** How a server listens, whatever the transport; each transport ignores what does not apply to it. */
@@ -67,7 +68,7 @@ export const layerClientProtocol = (
     case "Folder":
       return FolderRpc.layerClientProtocol(endpoint, options)
     case "Framed":
-      return Layer.die(`the ${endpoint._tag} transport is not built yet`)
+      return FramedRpc.layerClientProtocol(endpoint, options)
   }
 }
 
@@ -101,6 +102,6 @@ const serverProtocolFor = (
     case "Folder":
       return FolderRpc.layerServerProtocol(endpoint, options)
     case "Framed":
-      return Layer.die(`the ${endpoint._tag} transport is not built yet`)
+      return FramedRpc.layerServerProtocol(endpoint, options)
   }
 }

@@ -19,6 +19,11 @@ const sendRaw = (endpoint: Endpoint.Endpoint, bytes: Uint8Array): Promise<void> 
     socket.on("error", () => resolve())
   })
 
+const framedEndpoint = (endpoint: Endpoint.Endpoint) => {
+  const { host, port } = endpoint as Endpoint.FramedEndpoint
+  return new Endpoint.TcpEndpoint({ host, port })
+}
+
 const halfARequest = (): Uint8Array => {
   const whole = RpcSerialization.msgPack.unsafeMake().encode({
     _tag: "Request",
@@ -42,6 +47,19 @@ conformance({
   endpoint: async () => new Endpoint.UnixEndpoint({ path: Path.join(tempDir(), "conformance.sock") }),
   garbage: (endpoint) => sendRaw(endpoint, Crypto.randomBytes(64 * 1024)),
   dieMidMessage: (endpoint) => sendRaw(endpoint, halfARequest())
+})
+
+conformance({
+  name: "framed",
+  endpoint: async () => new Endpoint.FramedEndpoint({ host: "127.0.0.1", port: await freePort() }),
+  garbage: (endpoint) => sendRaw(framedEndpoint(endpoint), Crypto.randomBytes(64 * 1024)),
+  // A frame header that promises 1 MiB, then half of it.
+  dieMidMessage: (endpoint) => {
+    const frame = Buffer.alloc(6 + 512 * 1024)
+    frame.writeInt32BE(2 + 1024 * 1024, 0)
+    frame.writeInt16BE(16, 4)
+    return sendRaw(framedEndpoint(endpoint), frame)
+  }
 })
 
 // A folder server's garbage is files: junk, a stray name, and a torn message as a dying writer leaves it.
