@@ -231,13 +231,22 @@ export const makeReader = (
       // A sender held back by a gap is looked at again at the next rescan at the latest.
     })
 
-    const signal = yield* Effect.acquireRelease(
-      Effect.sync(() => new ChangeSignal(dir, options.rescanMs ?? 250)),
-      (s) => Effect.sync(() => s.close())
+    // A watch on a folder that was removed and made again stays silent: watch the new one instead.
+    let signal = new ChangeSignal(dir, options.rescanMs ?? 250)
+    let watchedInode = yield* folderInode(dir)
+    yield* Effect.addFinalizer(() => Effect.sync(() => signal.close()))
+    const rewatchIfReplaced = Effect.flatMap(folderInode(dir), (inode) =>
+      Effect.sync(() => {
+        if (inode === watchedInode) return
+        watchedInode = inode
+        signal.close()
+        signal = new ChangeSignal(dir, options.rescanMs ?? 250)
+      }))
+    yield* Effect.forkScoped(
+      Effect.forever(scan.pipe(Effect.zipRight(rewatchIfReplaced), Effect.zipRight(Effect.suspend(() => signal.wait)))).pipe(
+        Effect.catchAllCause((cause) => Effect.logError("the folder reader stopped", cause))
+      )
     )
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(scan, signal.wait)).pipe(
-      Effect.catchAllCause((cause) => Effect.logError("the folder reader stopped", cause))
-    ))
 
     return {
       forget: (from) => {
@@ -252,6 +261,9 @@ export const makeReader = (
 
 // One encoder for every file: msgpackr's output is self-contained (a fresh decoder reads any file).
 const packer = RpcSerialization.msgPack.unsafeMake()
+
+const folderInode = (dir: string): Effect.Effect<number | undefined> =>
+  Effect.promise(() => fs.promises.stat(dir).then((s) => s.ino, () => undefined))
 
 const namePattern = /^([a-z0-9]{1,64})-(\d{12})\.msg$/
 

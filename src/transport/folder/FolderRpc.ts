@@ -110,10 +110,15 @@ export const makeServerProtocol = (
           Effect.gen(function*() {
             const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
             yield* Effect.promise(() => fs.promises.mkdir(path.join(dirs.toClient, name), { recursive: true }).catch(() => undefined))
-            const writer = yield* makeWriter(path.join(dirs.toClient, name), server, { tmpDir: dirs.tmp }).pipe(Scope.extend(scope))
+            const id = nextId++
+            // A sender id per registration: a client served again after a timeout must not take the
+            // new sequence (from 0) for repeats of the old one.
+            const writer = yield* makeWriter(path.join(dirs.toClient, name), `${server}n${id}`, { tmpDir: dirs.tmp }).pipe(
+              Scope.extend(scope)
+            )
             // Replies still queued get a moment to reach the folder when the server stops.
             yield* Scope.addFinalizer(scope, writer.flush.pipe(Effect.timeout("1 second"), Effect.ignore))
-            const peer: Peer = { id: nextId++, name, writer, scope, lastSeen: Date.now() }
+            const peer: Peer = { id, name, writer, scope, lastSeen: Date.now() }
             peers.set(name, peer)
             byId.set(peer.id, peer)
             yield* Effect.logDebug(`client ${name} connected`).pipe(Effect.annotateLogs("endpoint", url))
@@ -414,7 +419,8 @@ const checkNoLiveServer = (dirs: Layout, url: string): Effect.Effect<void, Liste
     if (first === undefined || first.state !== "running") return
     let live: boolean
     if (first.host === os.hostname()) {
-      live = first.pid !== process.pid && pidAlive(first.pid) && Date.now() - first.beatAt < 5 * first.heartbeatMs
+      // A server that stopped wrote "stopped"; one that still says "running" with a live pid is serving.
+      live = pidAlive(first.pid) && Date.now() - first.beatAt < 5 * first.heartbeatMs
     } else {
       // Another machine's clock may differ: watch whether its beat changes instead.
       yield* Effect.sleep(Duration.millis(2 * first.heartbeatMs))

@@ -7,11 +7,17 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
+import type { ListenFailed } from "../../../src/transport/Errors.js"
 import { encodeEnvelope, fileName } from "../../../src/transport/folder/FolderChannel.js"
 import * as FolderRpc from "../../../src/transport/folder/FolderRpc.js"
 import { tempDir } from "../../integration/harness.js"
@@ -115,6 +121,46 @@ describe("FolderRpc", () => {
       assert.deepStrictEqual(fs.readdirSync(FolderRpc.layout(endpoint.path).toServer).filter((f) => f.endsWith(".msg")), [])
       const missing = yield* Effect.flip(Effect.scoped(connect(new Endpoint.FolderEndpoint({ path: "/nonexistent/troupe" }))))
       assert.strictEqual(missing.reason, "not-found")
+    }))
+
+  it.scopedLive("a second server on a folder that is being served is refused", () =>
+    Effect.gen(function*() {
+      const endpoint = freshEndpoint()
+      yield* serve(endpoint)
+      const error = yield* Effect.flip(serve(endpoint))
+      assert.strictEqual(error._tag, "ListenFailed")
+      assert.strictEqual((error as ListenFailed).reason, "in-use-by-live-server")
+    }))
+
+  it.scopedLive("a client the server timed out gets its requests in flight failed, then is served again", () =>
+    Effect.gen(function*() {
+      const endpoint = freshEndpoint()
+      yield* serve(endpoint)
+      // Heartbeats far apart: the server (peer timeout 1 s) forgets this client while it is idle.
+      const client = yield* connect(endpoint, { heartbeatMs: 60_000, peerTimeoutMs: 120_000 })
+      assert.strictEqual(yield* client.Echo({ text: "one" }), "ONE")
+      yield* waitFor("the server to forget the client", () => (clientFolders(endpoint).length === 0 ? true : undefined))
+      const failed = yield* Effect.flip(client.Echo({ text: "two" }))
+      assert.include(String(failed.message), "no longer knew this client")
+      assert.strictEqual(yield* client.Echo({ text: "three" }), "THREE")
+    }))
+
+  it.scopedLive("a restarted server: requests in flight fail, and the client says hello to the new one", () =>
+    Effect.gen(function*() {
+      const endpoint = freshEndpoint()
+      const first = yield* Scope.make()
+      yield* serve(endpoint).pipe(Scope.extend(first))
+      const client = yield* connect(endpoint)
+      assert.strictEqual(yield* client.Echo({ text: "before" }), "BEFORE")
+      const forever = yield* Effect.fork(Effect.either(Stream.runDrain(client.Forever())))
+      yield* Scope.close(first, Exit.void)
+      assert.isTrue(Either.isLeft(yield* Fiber.join(forever)))
+      yield* serve(endpoint)
+      // Until the new server's welcome arrives, calls fail fast; then they are answered.
+      const answer = yield* client.Echo({ text: "after" }).pipe(
+        Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
+      )
+      assert.strictEqual(answer, "AFTER")
     }))
 
   it.scopedLive("a client that says goodbye is forgotten at once: its stream is interrupted, its folder removed", () =>
