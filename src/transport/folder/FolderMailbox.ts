@@ -114,22 +114,30 @@ export const make = <A, I>(
     const waitingSince = new Map<string, number>()
     const filesWaitMs = options.filesWaitMs ?? 60_000
 
-    // True when every attached file is there; rsync copies a message's folder after the message itself.
+    // The first attached file that is not there yet (rsync copies a message's folder after the
+    // message itself), or one that a symbolic link leads out of the message's folder.
     const filesArrived = (envelope: Envelope) =>
-      Effect.promise(async () => {
+      Effect.promise(async (): Promise<{ readonly missing?: string; readonly escapes?: string }> => {
         const dir = path.join(inbox, `${envelope.id}${filesSuffix}`)
         for (const remote of envelope.files) {
-          const present = await fs.promises.access(path.join(dir, remote)).then(() => true, () => false)
-          if (!present) return remote
+          const real = await fs.promises.realpath(path.join(dir, remote)).catch(() => undefined)
+          if (real === undefined) return { missing: remote }
+          const realDir = await fs.promises.realpath(dir)
+          if (!real.startsWith(`${realDir}${path.sep}`)) return { escapes: remote }
         }
-        return undefined
+        return {}
       })
 
     // "take" when the files are complete, "wait" to keep it (and what follows) for a later scan,
-    // "skip" when it was quarantined because its files never came.
+    // "skip" when it was quarantined because its files never came or lead out of its folder.
     const checkFiles = (name: string, envelope: Envelope) =>
       Effect.gen(function*() {
-        const missing = yield* filesArrived(envelope)
+        const { escapes, missing } = yield* filesArrived(envelope)
+        if (escapes !== undefined) {
+          waitingSince.delete(envelope.id)
+          yield* quarantine(inbox, name, `attached file ${escapes} is a symbolic link out of the message's folder`)
+          return "skip" as const
+        }
         if (missing === undefined) {
           waitingSince.delete(envelope.id)
           return "take" as const

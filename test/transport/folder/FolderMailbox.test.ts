@@ -124,6 +124,18 @@ describe("FolderMailbox", () => {
       assert.include(fs.readFileSync(path.join(inbox, "quarantine", reasons[0]!), "utf8"), "gone.txt did not arrive")
     }))
 
+  it.scopedLive("an attached file that is a symbolic link out of the message's folder is quarantined", () =>
+    Effect.gen(function*() {
+      const { remote, toRemote, root } = yield* pair
+      fs.writeFileSync(path.join(root, "secret.txt"), "not yours")
+      fs.mkdirSync(path.join(toRemote, "sneaky.files"))
+      fs.symlinkSync(path.join(root, "secret.txt"), path.join(toRemote, "sneaky.files", "data.txt"))
+      fs.writeFileSync(path.join(toRemote, "sneaky.msg"), JSON.stringify({ troupe: 1, id: "sneaky", sentAt: 1, seq: 0, files: ["data.txt"], body: { _tag: "isalive" } }))
+      assert.deepStrictEqual(yield* remote.receive, [])
+      const reasons = fs.readdirSync(path.join(toRemote, "quarantine")).filter((f) => f.endsWith(".reason"))
+      assert.include(fs.readFileSync(path.join(toRemote, "quarantine", reasons[0]!), "utf8"), "symbolic link out")
+    }))
+
   it.scopedLive("the messages stream delivers what arrives later, in order", () =>
     Effect.gen(function*() {
       const { local, remote } = yield* pair
