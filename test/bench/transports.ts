@@ -35,11 +35,30 @@ const payloads = [
 ] as const
 const inFlight = [1, 10, 100] as const
 
-/** One way to make calls: `call` sends the payload and resolves with the answer. */
+/** One way to make calls: `run` keeps `concurrency` calls going until `stop` says so, and returns each call's latency in ms. */
 interface Caller {
-  readonly call: (data: Uint8Array) => Promise<unknown>
+  readonly run: (data: Uint8Array, concurrency: number, stop: (made: number) => boolean) => Promise<Array<number>>
   readonly close: () => Promise<void>
 }
+
+// A caller over a Promise-returning call, for the references.
+const promiseCaller = (call: (data: Uint8Array) => Promise<unknown>, close: () => Promise<void>): Caller => ({
+  run: async (data, concurrency, stop) => {
+    const samples: Array<number> = []
+    let made = 0
+    const loop = async () => {
+      while (!stop(made)) {
+        made++
+        const start = now()
+        await call(data)
+        samples.push(now() - start)
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, loop))
+    return samples
+  },
+  close
+})
 
 interface Target {
   readonly label: string
@@ -104,11 +123,26 @@ const troupeTarget = (label: string, makeUrl: () => Promise<string>, slow = fals
         (protocol) => RpcClient.make(EchoRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
       ).pipe(Scope.extend(scope))
     )
+    // The loops run inside Effect, as an Effect program would make its calls.
+    const run: Caller["run"] = (data, concurrency, stop) => {
+      const samples: Array<number> = []
+      let made = 0
+      const loop = Effect.whileLoop({
+        while: () => !stop(made),
+        body: () =>
+          Effect.suspend(() => {
+            made++
+            const start = now()
+            return Effect.map(client.Echo({ data }), () => samples.push(now() - start))
+          }),
+        step: () => {}
+      })
+      return Effect.runPromise(
+        Effect.all(Array.from({ length: concurrency }, () => loop), { concurrency: "unbounded", discard: true })
+      ).then(() => samples)
+    }
     return {
-      caller: {
-        call: (data) => Effect.runPromise(client.Echo({ data })),
-        close: () => Effect.runPromise(Scope.close(scope, Exit.void))
-      },
+      caller: { run, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) },
       stop: () => stopServer(child)
     }
   }
@@ -133,19 +167,14 @@ const rawTarget: Target = {
         done.resolve()
       }
     })
-    return {
-      caller: {
-        call: (data) =>
-          new Promise<void>((resolve) => {
-            const header = Buffer.alloc(4)
-            header.writeUInt32BE(data.length)
-            waiting.push({ bytes: 4 + data.length, resolve })
-            socket.write(Buffer.concat([header, data]))
-          }),
-        close: async () => void socket.destroy()
-      },
-      stop: () => stopServer(child)
-    }
+    const call = (data: Uint8Array) =>
+      new Promise<void>((resolve) => {
+        const header = Buffer.alloc(4)
+        header.writeUInt32BE(data.length)
+        waiting.push({ bytes: 4 + data.length, resolve })
+        socket.write(Buffer.concat([header, data]))
+      })
+    return { caller: promiseCaller(call, async () => void socket.destroy()), stop: () => stopServer(child) }
   }
 }
 
@@ -169,14 +198,9 @@ const moleculerTarget: Target = {
     })
     await broker.start()
     await broker.waitForServices(["echo"], 10_000)
-    return {
-      caller: {
-        // Moleculer's default serializer is JSON: the payload travels as a string of the same length.
-        call: (data) => broker.call("echo.echo", { data: Buffer.from(data).toString("latin1") }),
-        close: () => broker.stop()
-      },
-      stop: () => stopServer(child)
-    }
+    // Moleculer's default serializer is JSON: the payload travels as a string of the same length.
+    const call = (data: Uint8Array) => broker.call("echo.echo", { data: Buffer.from(data).toString("latin1") })
+    return { caller: promiseCaller(call, () => broker.stop()), stop: () => stopServer(child) }
   }
 }
 
@@ -185,14 +209,9 @@ const moleculerTarget: Target = {
 
 const sequential = async (caller: Caller, calls: number): Promise<Measured["sequential"]> => {
   const data = new Uint8Array(16).fill(1)
-  for (let i = 0; i < Math.min(200, calls); i++) await caller.call(data)
-  const samples: Array<number> = []
+  await caller.run(data, 1, (made) => made >= Math.min(200, calls))
   const t0 = now()
-  for (let i = 0; i < calls; i++) {
-    const start = now()
-    await caller.call(data)
-    samples.push(now() - start)
-  }
+  const samples = await caller.run(data, 1, (made) => made >= calls)
   const seconds = (now() - t0) / 1000
   return { ...latency(samples), perSecond: calls / seconds }
 }
@@ -200,17 +219,9 @@ const sequential = async (caller: Caller, calls: number): Promise<Measured["sequ
 // Keeps `concurrency` calls in flight for the scenario's duration.
 const throughput = async (caller: Caller, bytes: number, concurrency: number) => {
   const data = new Uint8Array(bytes).fill(7)
-  const samples: Array<number> = []
-  const deadline = now() + scenarioMs
   const t0 = now()
-  const loop = async () => {
-    while (now() < deadline) {
-      const start = now()
-      await caller.call(data)
-      samples.push(now() - start)
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, loop))
+  const deadline = t0 + scenarioMs
+  const samples = await caller.run(data, concurrency, () => now() >= deadline)
   const seconds = (now() - t0) / 1000
   return { perSecond: samples.length / seconds, latency: latency(samples) }
 }
