@@ -96,6 +96,7 @@ export const makeServerProtocol = (
     const dirs = layout(endpoint.path)
     yield* makeDirs([dirs.toServer, dirs.toClient, dirs.tmp]).pipe(Effect.mapError((cause) => listenFailed(url, cause)))
     yield* checkNoLiveServer(dirs, url)
+    yield* removeLeftovers(dirs)
     const server = `s${randomId()}`
     const serverScope = yield* Effect.scope
     const disconnects = yield* Mailbox.make<number>()
@@ -125,7 +126,7 @@ export const makeServerProtocol = (
             return peer
           })
 
-        const disconnect = (peer: Peer, why: string) =>
+        const disconnect = (peer: Peer, why: string, quiet = false) =>
           Effect.gen(function*() {
             if (peers.get(peer.name) !== peer) return
             peers.delete(peer.name)
@@ -134,7 +135,10 @@ export const makeServerProtocol = (
             yield* disconnects.offer(peer.id)
             yield* Scope.close(peer.scope, Exit.void)
             yield* Effect.promise(() => fs.promises.rm(path.join(dirs.toClient, peer.name), { recursive: true, force: true }))
-            yield* Effect.logInfo(`client ${peer.name} disconnected: ${why}`).pipe(Effect.annotateLogs("endpoint", url))
+            // A goodbye is routine; a client that went silent is worth an operator's attention.
+            yield* (quiet ? Effect.logDebug : Effect.logInfo)(`client ${peer.name} disconnected: ${why}`).pipe(
+              Effect.annotateLogs("endpoint", url)
+            )
           })
 
         const handle = (envelope: Envelope) =>
@@ -157,7 +161,7 @@ export const makeServerProtocol = (
                 case "Beat":
                   break
                 case "Bye":
-                  return yield* disconnect(peer, "it said goodbye")
+                  return yield* disconnect(peer, "it said goodbye", true)
                 default:
                   yield* writeRequest(peer.id, message as FromClientEncoded)
               }
@@ -433,6 +437,22 @@ const checkNoLiveServer = (dirs: Layout, url: string): Effect.Effect<void, Liste
         reason: "in-use-by-live-server",
         message: `cannot serve ${url}: server ${first.server} (pid ${first.pid} on ${first.host}) is serving it`
       })
+    }
+  })
+
+// Reply folders of a previous server's clients (they say hello again, and get a new one), and
+// partial files of writers that died more than an hour ago.
+const removeLeftovers = (dirs: Layout): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    const clients = await fs.promises.readdir(dirs.toClient, { withFileTypes: true }).catch(() => [])
+    for (const entry of clients) {
+      if (entry.isDirectory()) await fs.promises.rm(path.join(dirs.toClient, entry.name), { recursive: true, force: true })
+    }
+    const partial = await fs.promises.readdir(dirs.tmp).catch(() => [] as Array<string>)
+    for (const name of partial) {
+      const file = path.join(dirs.tmp, name)
+      const stat = await fs.promises.stat(file).catch(() => undefined)
+      if (stat !== undefined && Date.now() - stat.mtimeMs > 3_600_000) await fs.promises.rm(file, { force: true })
     }
   })
 
