@@ -105,6 +105,24 @@ describe("FolderRpc", () => {
       assert.isTrue(reasons.some((r) => r.includes("not a message file")))
       assert.isTrue(fs.existsSync(path.join(dirs.toServer, ".in-flight.msg.XyZ123")))
       assert.strictEqual(yield* client.Echo({ text: "still here" }), "STILL HERE")
+      // Well-formed files with bad requests: an unknown RPC and a payload of the wrong shape get
+      // answers (a defect, a failure) in that client's folder; everyone else is still served.
+      const request = (id: string, tag: string, payload: unknown) => ({ _tag: "Request", id, tag, payload, headers: [] })
+      fs.writeFileSync(
+        path.join(dirs.toServer, fileName("crude", 0)),
+        encodeEnvelope({ from: "crude", seq: 0, sentAt: Date.now(), messages: [{ _tag: "Hello" }, request("1", "Nope", {}), request("2", "Echo", { text: 5 })] })
+      )
+      const replies = yield* waitFor("answers to the bad requests", () => {
+        const dir = path.join(dirs.toClient, "crude")
+        const tags = fs.existsSync(dir)
+          ? fs.readdirSync(dir).filter((f) => f.endsWith(".msg")).flatMap((f) =>
+            (RpcSerialization.msgPack.unsafeMake().decode(fs.readFileSync(path.join(dir, f)))[0] as { messages: Array<{ _tag: string }> }).messages
+          ).map((m) => m._tag)
+          : []
+        return tags.includes("Exit") && tags.includes("Defect") ? tags : undefined
+      })
+      assert.include(replies, "Welcome")
+      assert.strictEqual(yield* client.Echo({ text: "and still" }), "AND STILL")
     }))
 
   it.live("a client with no server fails with ConnectFailed within the timeout", () =>
