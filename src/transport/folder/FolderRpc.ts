@@ -175,21 +175,7 @@ export const makeServerProtocol = (
           validate: validateFromClient
         }, handle)
 
-        let beat = 0
-        const startedAt = Date.now()
-        const presence = (state: Presence["state"]): Presence => ({
-          troupe: 1,
-          server,
-          host: os.hostname(),
-          pid: process.pid,
-          startedAt,
-          beat: beat++,
-          beatAt: Date.now(),
-          heartbeatMs: settings.heartbeatMs,
-          state
-        })
-        const writePresence = (state: Presence["state"]) =>
-          Effect.promise(() => writeAtomic(dirs.tmp, dirs.presence, JSON.stringify(presence(state))).catch(() => undefined))
+        const writePresence = presenceWriter(dirs, server, settings.heartbeatMs)
         const heartbeat = Effect.gen(function*() {
           yield* writePresence("running")
           const now = Date.now()
@@ -405,6 +391,26 @@ const listenFailed = (url: string, cause: unknown): ListenFailed => {
 
 const connectFailed = (url: string, reason: ConnectFailed["reason"], detail: string): ConnectFailed =>
   new ConnectFailed({ url, reason, detail, message: `cannot reach ${url} (${detail})` })
+
+// Writes the presence file, counting the beats; a failed write is retried at the next beat.
+const presenceWriter = (dirs: Layout, server: string, heartbeatMs: number) => {
+  let beat = 0
+  const startedAt = Date.now()
+  return (state: Presence["state"]): Effect.Effect<void> => {
+    const presence: Presence = {
+      troupe: 1,
+      server,
+      host: os.hostname(),
+      pid: process.pid,
+      startedAt,
+      beat: beat++,
+      beatAt: Date.now(),
+      heartbeatMs,
+      state
+    }
+    return Effect.promise(() => writeAtomic(dirs.tmp, dirs.presence, JSON.stringify(presence)).catch(() => undefined))
+  }
+}
 
 const readPresence = (dirs: Layout): Effect.Effect<Presence | undefined> =>
   Effect.promise(async () => {
