@@ -35,10 +35,22 @@ const serve = () => {
       Effect.onExit(() => Effect.sync(() => process.exit(0)))
     )
   )
+  process.on("SIGINT", () => process.exit(0))
+  process.on("message", () => {
+    const usage = process.cpuUsage()
+    process.send?.({ cpu: usage.user + usage.system })
+  })
   setTimeout(() => process.send?.("ready"), 300)
 }
 
 const percentile = (sorted: Array<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+
+let serverCpu: () => Promise<number> = async () => 0
+
+const cpuNow = () => {
+  const usage = process.cpuUsage()
+  return usage.user + usage.system
+}
 
 const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown>, seconds: number) =>
   Effect.scoped(Effect.gen(function*() {
@@ -47,7 +59,7 @@ const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown
     )
     for (let i = 0; i < 2000; i++) yield* client.Echo({ text: "x" })
     const latencies: Array<number> = []
-    const seqEnd = performance.now() + seconds * 1000
+    const seqEnd = performance.now() + (process.env.PAR_ONLY ? 0.1 : seconds) * 1000
     while (performance.now() < seqEnd) {
       const t0 = performance.now()
       yield* client.Echo({ text: "x" })
@@ -56,6 +68,8 @@ const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown
     latencies.sort((a, b) => a - b)
     let done = 0
     const parEnd = performance.now() + seconds * 1000
+    const server0 = yield* Effect.promise(() => serverCpu())
+    const client0 = cpuNow()
     const t0 = performance.now()
     yield* Effect.forEach(
       Array.from({ length: 100 }),
@@ -70,10 +84,14 @@ const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown
       { concurrency: "unbounded", discard: true }
     )
     const rate = done / ((performance.now() - t0) / 1000)
+    const clientCpu = (cpuNow() - client0) / done
+    const serverCpuPerCall = ((yield* Effect.promise(() => serverCpu())) - server0) / done
     console.log(
       `${name.padEnd(8)} sequential p50 ${percentile(latencies, 0.5).toFixed(0)} µs p99 ${
         percentile(latencies, 0.99).toFixed(0)
-      } µs (${latencies.length} calls)  |  100 in flight: ${rate.toFixed(0)} req/s`
+      } µs (${latencies.length} calls)  |  100 in flight: ${rate.toFixed(0)} req/s, CPU per call: client ${
+        clientCpu.toFixed(1)
+      } µs, server ${serverCpuPerCall.toFixed(1)} µs`
     )
   }))
 
@@ -86,6 +104,11 @@ if (process.argv[2] === "serve") {
     execArgv: ["--import", "tsx", ...(process.env.SERVER_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/framed-prof"] : [])],
     env: { ...process.env, FRAMED_PORT: String(framedPort), SOCKET_PORT: String(socketPort) }
   })
+  serverCpu = () =>
+    new Promise((resolve) => {
+      child.once("message", (message: any) => resolve(message.cpu))
+      child.send("cpu")
+    })
   child.once("message", () => {
     const framed = FramedRpc.layerClientProtocol(new Endpoint.FramedEndpoint({ host: "127.0.0.1", port: framedPort }))
     const socket = SocketRpc.layerClientProtocol(new Endpoint.TcpEndpoint({ host: "127.0.0.1", port: socketPort }))

@@ -244,18 +244,17 @@ class ClientState {
           if (accept !== undefined) {
             const problem = session.attach(connection, accept.received, accept.maxFrameBytes)
             if (problem !== undefined) {
-              connection.close(CloseCode.Protocol, `protocol error: ${problem}`)
-              return settle(Effect.fail(this.connectFailed("protocol", problem)))
+              settle(Effect.fail(this.connectFailed("protocol", problem)))
+              return connection.close(CloseCode.Protocol, `protocol error: ${problem}`)
             }
             this.started = true
             this.current = connection
             this.lost = Deferred.unsafeMake<Lost>(FiberId.none)
             return settle(Effect.void)
           }
-          connection.destroy("session refused")
-          if (type === FramedType.Expired) return settle(Effect.fail(new Expired()))
           const detail = type === FramedType.Close ? decodeClose(data).reason : `unexpected frame type ${type}`
-          settle(Effect.fail(this.connectFailed("protocol", detail)))
+          settle(Effect.fail(type === FramedType.Expired ? new Expired() : this.connectFailed("protocol", detail)))
+          connection.destroy("session refused")
         },
         onFlush: () => {},
         onClose: (closed) => settle(Effect.fail(this.connectFailed("protocol", closed.message)))

@@ -102,6 +102,11 @@ export class FramedConnection {
     setImmediate(this.flush)
   }
 
+  /** Writes now what is queued (and what onFlush adds), without waiting for the end of the turn. */
+  flushNow(): void {
+    if (!this.flushing) this.flush()
+  }
+
   /** Sends a CLOSE frame after whatever is queued, then ends the socket. */
   close(code: number, reason: string): void {
     if (this.ended !== undefined) return

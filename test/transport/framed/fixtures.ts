@@ -7,7 +7,13 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { Packr, Unpackr } from "msgpackr"
+import * as Crypto from "node:crypto"
+import * as Net from "node:net"
+import * as Frame from "../../../src/protocol/Frame.js"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
+import * as FramedWire from "../../../src/transport/framed/FramedWire.js"
+import * as Handshake from "../../../src/transport/Handshake.js"
 import * as FramedRpc from "../../../src/transport/framed/FramedRpc.js"
 import type { Secret } from "../../../src/transport/Secret.js"
 import { freePort } from "../../integration/harness.js"
@@ -33,7 +39,9 @@ export const handlers = (invocations: Invocations = new Map()) =>
     Work: ({ key, millis }) =>
       Effect.sync(() => invocations.set(key, (invocations.get(key) ?? 0) + 1)).pipe(
         Effect.zipRight(Effect.sleep(millis)),
-        Effect.as(key)
+        Effect.as(key),
+        // Interrupted runs are counted under "!key".
+        Effect.onInterrupt(() => Effect.sync(() => invocations.set(`!${key}`, (invocations.get(`!${key}`) ?? 0) + 1)))
       )
   })
 
@@ -79,3 +87,69 @@ export const waitUntil = (check: () => boolean, millis = 5000, what = "condition
       yield* Effect.sleep("10 millis")
     }
   })
+
+/** A hand-driven client: a real socket through the handshake and OPEN, then raw bytes both ways. */
+export interface RawPeer {
+  readonly socket: Net.Socket
+  /** Frames received after ACCEPT. */
+  readonly frames: Array<Frame.Frame>
+  /** Resolves when the server closes the socket. */
+  readonly closed: Promise<void>
+}
+
+/** Opens a raw session on a framed server (no secret). */
+export const rawPeer = (endpoint: Endpoint.FramedEndpoint) =>
+  Effect.gen(function*() {
+    const socket = yield* Effect.acquireRelease(
+      Effect.async<Net.Socket>((resume) => {
+        const socket = Net.connect(endpoint.port, endpoint.host, () => resume(Effect.succeed(socket)))
+        socket.on("error", () => {})
+      }),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    const leftover = yield* Handshake.clientHandshake(socket)
+    const frames: Array<Frame.Frame> = []
+    const decoder = new Frame.FrameDecoder()
+    const onChunk = (chunk: Uint8Array) => {
+      const result = decoder.push(chunk)
+      if (result._tag === "Right") frames.push(...result.right)
+    }
+    onChunk(leftover)
+    socket.on("data", onChunk)
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+    socket.resume()
+    socket.write(
+      FramedWire.encodeOpen({
+        resume: false,
+        sessionId: Crypto.randomBytes(16).toString("hex"),
+        received: 0,
+        maxFrameBytes: Frame.defaultMaxFrameBytes
+      })
+    )
+    yield* waitUntil(() => frames.some((frame) => frame.type === FramedWire.FramedType.Accept), 5000, "ACCEPT")
+    frames.length = 0
+    return { socket, frames, closed } satisfies RawPeer
+  })
+
+/** A DATA frame carrying msgpack-encoded messages from sequence number `first`. */
+export const dataFrame = (first: number, messages: ReadonlyArray<unknown>, ack = 0): Uint8Array => {
+  const packr = new Packr({ useRecords: false })
+  const body = Buffer.concat(messages.map((message) => packr.pack(message)))
+  const header = Buffer.alloc(16)
+  FramedWire.writeU64(header, 0, ack)
+  FramedWire.writeU64(header, 8, first)
+  return Frame.encode(FramedWire.FramedType.Data, Buffer.concat([header, body]))
+}
+
+/** The messages in a DATA frame. */
+export const dataMessages = (frame: Frame.Frame): Array<any> =>
+  new Unpackr({ useRecords: false }).unpackMultiple(Buffer.from(frame.data.subarray(16))) as Array<any>
+
+/** A raw Echo request as RpcClient would encode it. */
+export const echoRequest = (id: number, text: string) => ({
+  _tag: "Request",
+  id: String(id),
+  tag: "Echo",
+  payload: { text },
+  headers: []
+})
