@@ -51,7 +51,15 @@ export class ChangeSignal {
   private ensureWatcher(): void {
     if (this.watcher !== undefined || this.closed) return
     try {
-      const watcher = fs.watch(this.dir, { persistent: false }, () => this.notify())
+      // A watched folder that is deleted (and perhaps recreated) silences its watcher without an
+      // error; drop it so the next wait watches the folder anew.
+      const watcher = fs.watch(this.dir, { persistent: false }, () => {
+        if (!fs.existsSync(this.dir)) {
+          watcher.close()
+          if (this.watcher === watcher) this.watcher = undefined
+        }
+        this.notify()
+      })
       watcher.on("error", () => {
         watcher.close()
         if (this.watcher === watcher) this.watcher = undefined
