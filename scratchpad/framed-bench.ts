@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { fork } from "node:child_process"
+import * as Net from "node:net"
 import * as Endpoint from "../src/transport/Endpoint.js"
 import * as FramedRpc from "../src/transport/framed/FramedRpc.js"
 import * as SocketRpc from "../src/transport/socket/SocketRpc.js"
@@ -22,6 +23,33 @@ const handlers = BenchRpc.toLayer({ Echo: ({ text }) => Effect.succeed(text) })
 
 const framedPort = 39000 + Math.floor(Math.random() * 1000)
 const socketPort = framedPort + 1000
+const rawPort = framedPort + 2000
+
+// Sequential 8-byte round trips over a plain socket: the floor for any transport.
+const rawEcho = (seconds: number) =>
+  new Promise<void>((resolve) => {
+    const socket = Net.connect({ port: rawPort, host: "127.0.0.1", noDelay: true })
+    const latencies: Array<number> = []
+    const end = performance.now() + seconds * 1000
+    let t0 = 0
+    const ping = () => {
+      t0 = performance.now()
+      socket.write("12345678")
+    }
+    let got = 0
+    socket.on("data", (chunk) => {
+      got += chunk.length
+      if (got < 8) return
+      got = 0
+      latencies.push((performance.now() - t0) * 1000)
+      if (performance.now() < end) return ping()
+      socket.destroy()
+      latencies.sort((a, b) => a - b)
+      console.log(`raw tcp  sequential p50 ${percentile(latencies, 0.5).toFixed(0)} µs p99 ${percentile(latencies, 0.99).toFixed(0)} µs`)
+      resolve()
+    })
+    socket.on("connect", ping)
+  })
 
 const serve = () => {
   const framed = RpcServer.layer(BenchRpc, { disableTracing: true }).pipe(
@@ -35,6 +63,8 @@ const serve = () => {
       Effect.onExit(() => Effect.sync(() => process.exit(0)))
     )
   )
+  // The anchor: a raw TCP echo, Nagle off.
+  Net.createServer({ noDelay: true }, (socket) => socket.pipe(socket)).listen(Number(process.env.RAW_PORT), "127.0.0.1")
   process.on("SIGINT", () => process.exit(0))
   process.on("message", () => {
     const usage = process.cpuUsage()
@@ -102,7 +132,7 @@ if (process.argv[2] === "serve") {
   const rounds = Number(process.argv[3] ?? 2)
   const child = fork(new URL(import.meta.url).pathname, ["serve"], {
     execArgv: ["--import", "tsx", ...(process.env.SERVER_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/framed-prof"] : [])],
-    env: { ...process.env, FRAMED_PORT: String(framedPort), SOCKET_PORT: String(socketPort) }
+    env: { ...process.env, FRAMED_PORT: String(framedPort), SOCKET_PORT: String(socketPort), RAW_PORT: String(rawPort) }
   })
   serverCpu = () =>
     new Promise((resolve) => {
@@ -115,6 +145,7 @@ if (process.argv[2] === "serve") {
     const only = process.env.ONLY
     Effect.runPromise(Effect.gen(function*() {
       for (let round = 0; round < rounds; round++) {
+        yield* Effect.promise(() => rawEcho(Math.min(seconds, 2)))
         if (only !== "socket") yield* measure("framed", framed, seconds)
         if (only !== "framed") yield* measure("socket", socket, seconds)
       }

@@ -99,6 +99,7 @@ export class FramedConnection {
   requestFlush(): void {
     if (this.flushScheduled || this.flushing || this.ended !== undefined) return
     this.flushScheduled = true
+    // After this turn's microtasks (where Effect runs fibers): everything they queue goes in one write.
     setImmediate(this.flush)
   }
 

@@ -11,6 +11,14 @@ export class MessageTooLarge extends Data.TaggedError("MessageTooLarge")<{
   readonly message: string
 }> {}
 
+/**
+ * A burst longer than this is written in slices as it is produced rather than at the end of the
+ * turn, so that the peer works on the first slice while this side makes the next (with 100 calls
+ * in flight this raised throughput from ~20k to ~33k calls/s: the two processes overlap instead of
+ * taking turns).
+ */
+const eagerFlushMessages = 32
+
 /** What a session reports to its owner. */
 export interface SessionHandler {
   /** Messages arrived, in order, each exactly once. */
@@ -99,7 +107,8 @@ export class Session {
     }
     this.outbox.push(bytes)
     this.sent++
-    this.connection?.requestFlush()
+    if (this.sent - this.written >= eagerFlushMessages) this.connection?.flushNow()
+    else this.connection?.requestFlush()
     return undefined
   }
 
