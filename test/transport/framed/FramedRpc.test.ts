@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
+import * as FramedRpc from "../../../src/transport/framed/FramedRpc.js"
 import { freePort } from "../../integration/harness.js"
 import { connect, secret, serve } from "./fixtures.js"
 
@@ -63,6 +65,15 @@ describe("FramedRpc", () => {
       const missing = yield* Effect.flip(connect(endpoint))
       assert.strictEqual(missing.reason, "auth-failed")
       assert.include(missing.message, "--secret-file or TROUPE_SECRET_FILE")
+    }))
+
+  it.scopedLive("a taken port is a typed ListenFailed", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* serve()
+      const error = yield* Effect.flip(Layer.build(FramedRpc.layerServerProtocol(endpoint)))
+      assert.strictEqual(error._tag, "ListenFailed")
+      assert.strictEqual(error.reason, "address-in-use")
+      assert.include(error.message, "framed://127.0.0.1:")
     }))
 
   it.live("reports a refused first connection as ConnectFailed refused", () =>
