@@ -65,8 +65,10 @@ export const encodeAll = (frames: ReadonlyArray<Frame>): Uint8Array => {
 
 /**
  * Reassembles frames from chunks as they arrive from a socket, split anywhere. It never throws,
- * copies each byte once (a large frame arriving in small chunks is not re-concatenated), and
- * reports a bad length before keeping any of that frame's data.
+ * copies each byte at most once (a frame within one chunk is a view of it; a large frame arriving
+ * in small chunks is copied once, not re-concatenated), and reports a bad length before keeping
+ * any of that frame's data. A frame's data may share memory with the chunk it came in: callers
+ * that keep it must not modify the chunks they push.
  */
 export class FrameDecoder {
   private chunks: Array<Uint8Array> = []
@@ -120,8 +122,19 @@ export class FrameDecoder {
     return value | 0
   }
 
-  // Copies the next n bytes out of the chunk list into one buffer.
+  // The next n bytes: a view into the first chunk when they lie in it, else copied into one buffer.
   private take(n: number): Uint8Array {
+    const first = this.chunks[0]!
+    if (first.length - this.head >= n) {
+      const view = first.subarray(this.head, this.head + n)
+      this.head += n
+      if (this.head === first.length) {
+        this.chunks.shift()
+        this.head = 0
+      }
+      this.size -= n
+      return view
+    }
     const out = new Uint8Array(n)
     let filled = 0
     while (filled < n) {

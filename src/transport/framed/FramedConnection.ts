@@ -70,7 +70,8 @@ export class FramedConnection {
     this.socket.on("data", this.onData)
     this.socket.on("close", this.onSocketClose)
     this.socket.on("error", this.onSocketError)
-    const tick = Math.max(1, Math.min(this.options.keepaliveIntervalMs, this.options.keepaliveTimeoutMs / 3))
+    // Checked often enough that a silent peer is dropped between the timeout and 1.25 times it.
+    const tick = Math.max(1, Math.min(this.options.keepaliveIntervalMs, this.options.keepaliveTimeoutMs / 4))
     this.timer = setInterval(this.checkAlive, tick)
     this.timer.unref()
     if (leftover.length > 0) this.onData(leftover)
