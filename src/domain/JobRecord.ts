@@ -6,6 +6,11 @@ import { JobState } from "./JobState.js"
 /** Epoch milliseconds; kept numeric on the wire and in SQL so records stay cheap to move. */
 export const Millis = Schema.Number.pipe(Schema.annotations({ identifier: "Millis" }))
 
+/** How far a job sent to a remote has got, as the transport sees it. */
+export const TransportState = Schema.Literal("sent", "acknowledged", "running")
+/** How far a job sent to a remote has got. */
+export type TransportState = typeof TransportState.Type
+
 /** A job as the store knows it: its spec, where it is, and how it ended. */
 export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   id: JobId,
@@ -24,7 +29,11 @@ export class JobRecord extends Schema.Class<JobRecord>("JobRecord")({
   outputs: Schema.Array(Schema.String),
   submittedAt: Millis,
   startedAt: Schema.NullOr(Millis),
-  finishedAt: Schema.NullOr(Millis)
+  finishedAt: Schema.NullOr(Millis),
+  /** Where the current or last attempt runs: a remote's name, or null for this machine. */
+  location: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** For a job running on a remote: sent, acknowledged by the remote, or running there. */
+  transportState: Schema.optionalWith(Schema.NullOr(TransportState), { default: () => null })
 }) {}
 
 /** One attempt at running a job; a retried job has several. */
@@ -35,7 +44,9 @@ export class JobAttempt extends Schema.Class<JobAttempt>("JobAttempt")({
   exitCode: Schema.NullOr(Schema.Int),
   reason: Schema.NullOr(Schema.String),
   startedAt: Millis,
-  finishedAt: Millis
+  finishedAt: Millis,
+  /** Where the attempt ran: a remote's name, or null for this machine. */
+  location: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
 }) {}
 
 /** A persisted state change, as the `events` stream reports it. */

@@ -2,6 +2,9 @@ import * as Schema from "effect/Schema"
 import { JobId, QueueName } from "./JobId.js"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** The name of a remote machine a job can be sent to, as the local server's `--remote NAME=URL` gives it. */
+export const RemoteName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/))
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 
 /** Files shipped with a job: a list of paths (same relative path on arrival) or a map local → remote. */
@@ -24,6 +27,8 @@ const JobSpecFields = Schema.Struct({
   args: Schema.optional(Schema.Unknown),
   placement: Schema.optional(FunctionPlacement),
   cwd: Schema.optional(Schema.String),
+  /** Run on this remote (see `--remote NAME=URL`) instead of this machine. */
+  on: Schema.optional(RemoteName),
   env: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   stdin: Schema.optional(Schema.String),
   files: Schema.optional(FileSet),
@@ -51,6 +56,8 @@ export class JobSpec extends Schema.Class<JobSpec>("JobSpec")(
       ? "a job needs exactly one of `command` and `fn`"
       : spec.args !== undefined && spec.fn === undefined
       ? "`args` goes with `fn`; a command takes its arguments in the argv array"
+      : spec.on !== undefined && spec.fn !== undefined
+      ? "function jobs run on this machine; only commands can be sent to a remote (`on`)"
       : undefined
   ))
 ) {}

@@ -3,6 +3,7 @@ import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { InvalidSpec } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
+import type { TransportState } from "../domain/JobRecord.js"
 import type { JobSpec } from "../domain/JobSpec.js"
 
 /** One attempt to hand to an executor. */
@@ -13,11 +14,14 @@ export interface RunRequest {
   readonly attempt: number
   /** The job's own directory: `<data>/jobs/<id>/`; stdout, stderr and collected files go here. */
   readonly jobDir: string
+  /** Reports how far a remote attempt has got (sent, acknowledged, running); recorded on the job. */
+  readonly progress?: ((state: TransportState) => void) | undefined
 }
 
 /** How an attempt ended, as the executor saw it. Kill is not here: it is an interruption. */
 export class RunOutcome extends Schema.Class<RunOutcome>("RunOutcome")({
-  state: Schema.Literal("completed", "failed", "timeout"),
+  /** `lost`: the attempt's fate cannot be known (a remote stopped answering). */
+  state: Schema.Literal("completed", "failed", "timeout", "lost"),
   exitCode: Schema.NullOr(Schema.Int),
   reason: Schema.NullOr(Schema.String),
   /** The encoded return value of a function job. */

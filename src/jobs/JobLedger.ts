@@ -97,6 +97,10 @@ export const make = (deps: LedgerDeps) => {
                   return step(i + 1)
                 })
               }
+              case "Progress":
+                for (const update of message.updates) tx.progress.push(update)
+                tx.replies.push(() => envelope.reply(Exit.void))
+                break
               case "Flush":
                 tx.replies.push(() => envelope.reply(Exit.void))
                 break
@@ -368,8 +372,8 @@ export const make = (deps: LedgerDeps) => {
   // Applies a batch: one transaction, then dispatch, waiters, events and replies, in that order.
   const commitBatch = (store: JobStore["Type"], tx: Batch) =>
     Effect.gen(function*() {
-      if (tx.inserts.length > 0 || tx.transitions.length > 0) {
-        yield* store.commit(tx.inserts, tx.transitions)
+      if (tx.inserts.length > 0 || tx.transitions.length > 0 || tx.progress.length > 0) {
+        yield* store.commit(tx.inserts, tx.transitions, tx.progress)
       }
       if (tx.ready.length > 0) deps.dispatch.enqueue(tx.ready)
       if (tx.cancel.length > 0) deps.dispatch.cancel(tx.cancel)

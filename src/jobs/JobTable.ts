@@ -95,7 +95,8 @@ export class JobTable {
       reason: details.reason ?? null,
       ...(details.result === undefined ? {} : { result: details.result }),
       ...(details.outputs === undefined ? {} : { outputs: details.outputs }),
-      ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter })
+      ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter }),
+      ...(to === "running" ? { location: job.spec.on ?? null } : {})
     })
     if (isTerminal(to)) {
       this.track(job, -1)

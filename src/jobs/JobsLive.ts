@@ -31,7 +31,7 @@ import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Jobs } from "./Jobs.js"
 import type { JobSpecInput, SubmitError } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
-import { Finish, Flush, Kill, Start, Submit } from "./LedgerProtocol.js"
+import { Finish, Flush, Kill, Progress, Start, Submit } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
 
@@ -132,7 +132,16 @@ export const make = (options: RuntimeOptions) =>
       start: (ids) => ledgerRef.ask(new Start({ ids }, true)),
       run: (job, attempt) =>
         Effect.map(
-          executor.run({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) }),
+          executor.run({
+            id: job.id,
+            spec: job.spec,
+            attempt,
+            jobDir: jobDir(job.id),
+            progress: job.spec.on === undefined ? undefined : (transportState) => {
+              // Progress is advisory: if the mailbox is full, the next state says more anyway.
+              ledgerRef.unsafeTell(new Progress({ updates: [{ id: job.id, attempt, transportState }] }, true))
+            }
+          }),
           (outcome): AttemptResult => ({
             id: job.id,
             state: outcome.state,

@@ -1,7 +1,7 @@
 import type { JobId } from "../domain/JobId.js"
 import { JobRecord } from "../domain/JobRecord.js"
 import type { JobState } from "../domain/JobState.js"
-import type { NewJobRow, TransitionRow } from "../store/JobStore.js"
+import type { NewJobRow, ProgressRow, TransitionRow } from "../store/JobStore.js"
 import type { ReadyJob } from "./Dispatch.js"
 import type { LiveJob } from "./JobTable.js"
 
@@ -9,6 +9,7 @@ import type { LiveJob } from "./JobTable.js"
 export class Batch {
   readonly inserts: Array<NewJobRow> = []
   readonly transitions: Array<TransitionRow> = []
+  readonly progress: Array<ProgressRow> = []
   readonly ready: Array<ReadyJob> = []
   readonly cancel: Array<readonly [JobId, string]> = []
   readonly finished: Array<JobRecord> = []

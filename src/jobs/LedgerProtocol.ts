@@ -1,6 +1,7 @@
 import * as Schema from "effect/Schema"
 import { InvalidSpec, JobNotFound, QueueFull, StoreError } from "../domain/Errors.js"
 import { JobId } from "../domain/JobId.js"
+import { TransportState } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 
 /** Store new jobs; replies with their ids once committed (existing ids for repeated ids or keys). */
@@ -36,6 +37,15 @@ export class Finish extends Schema.TaggedRequest<Finish>()("Finish", {
   payload: { results: Schema.Array(AttemptResult) }
 }) {}
 
+/** How far the transport has got with attempts on remotes; recorded with the next commit, no reply needed. */
+export class Progress extends Schema.TaggedRequest<Progress>()("Progress", {
+  failure: StoreError,
+  success: Schema.Void,
+  payload: {
+    updates: Schema.Array(Schema.Struct({ id: JobId, attempt: Schema.Int, transportState: TransportState }))
+  }
+}) {}
+
 /** Kill jobs; replies with the ids that were still active. */
 export class Kill extends Schema.TaggedRequest<Kill>()("Kill", {
   failure: Schema.Union(JobNotFound, StoreError),
@@ -51,6 +61,6 @@ export class Flush extends Schema.TaggedRequest<Flush>()("Flush", {
 }) {}
 
 /** The job ledger's protocol. */
-export const LedgerMessage = Schema.Union(Submit, Start, Finish, Kill, Flush)
+export const LedgerMessage = Schema.Union(Submit, Start, Finish, Progress, Kill, Flush)
 /** A message to the job ledger. */
 export type LedgerMessage = typeof LedgerMessage.Type

@@ -2,7 +2,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
-import type { CleanFilter, JobAttempt, JobFilter, JobRecord } from "../domain/JobRecord.js"
+import type { CleanFilter, JobAttempt, JobFilter, JobRecord, TransportState } from "../domain/JobRecord.js"
 import type { JobSpec } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
 
@@ -33,6 +33,15 @@ export interface TransitionRow {
   readonly outputs?: ReadonlyArray<string>
   /** Not before this time may a re-queued job start (retry backoff). */
   readonly runAfter?: number | null
+  /** For a transition to running: the remote the attempt goes to, or null for this machine. */
+  readonly location?: string | null
+}
+
+/** How far the transport has got with a job's attempt on a remote. */
+export interface ProgressRow {
+  readonly id: JobId
+  readonly attempt: number
+  readonly transportState: TransportState
 }
 
 /** A job that has not finished, as recovery and the scheduler need it. */
@@ -50,10 +59,11 @@ export interface ActiveJobRow {
 
 /** Persistence of job metadata. One writer (the job ledger) calls `commit`; readers may call the rest. */
 export class JobStore extends Context.Tag("troupe/JobStore")<JobStore, {
-  /** Insert new jobs and apply transitions in one transaction (group commit). */
+  /** Insert new jobs, apply transitions, then record transport progress, in one transaction (group commit). */
   readonly commit: (
     inserts: ReadonlyArray<NewJobRow>,
-    transitions: ReadonlyArray<TransitionRow>
+    transitions: ReadonlyArray<TransitionRow>,
+    progress?: ReadonlyArray<ProgressRow>
   ) => Effect.Effect<void, StoreError>
   /** The states of the given jobs that exist. */
   readonly states: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyMap<JobId, JobState>, StoreError>

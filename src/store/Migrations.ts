@@ -3,7 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
 /** The newest schema version this build knows; a database with a higher one is refused. */
-export const schemaVersion = 1
+export const schemaVersion = 2
 
 /** The table in which the migrator records applied migrations. */
 export const migrationsTable = "troupe_migrations"
@@ -77,8 +77,22 @@ const initial = Effect.gen(function*() {
   END`
 })
 
+// Jobs sent to remotes: where each attempt runs, and how far the transport has got with it.
+const remotes = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE jobs ADD COLUMN location TEXT`
+  yield* sql`ALTER TABLE jobs ADD COLUMN transport_state TEXT`
+  yield* sql`ALTER TABLE job_attempts ADD COLUMN location TEXT`
+  yield* sql`DROP TRIGGER jobs_attempt_ended`
+  yield* sql`CREATE TRIGGER jobs_attempt_ended AFTER UPDATE OF state ON jobs
+    WHEN OLD.state = 'running' AND NEW.state <> 'running' BEGIN
+    INSERT OR REPLACE INTO job_attempts (job_id, attempt, state, exit_code, reason, started_at, finished_at, location)
+    VALUES (NEW.id, OLD.attempts, NEW.state, NEW.exit_code, NEW.reason, OLD.started_at, NEW.changed_at, OLD.location);
+  END`
+})
+
 /** Applies every migration this build knows, in order. */
 export const run = Migrator.make({})({
-  loader: Migrator.fromRecord({ "1_initial": initial }),
+  loader: Migrator.fromRecord({ "1_initial": initial, "2_remotes": remotes }),
   table: migrationsTable
 })

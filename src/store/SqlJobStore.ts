@@ -6,11 +6,11 @@ import * as Schema from "effect/Schema"
 import { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { JobAttempt, JobRecord } from "../domain/JobRecord.js"
-import type { JobFilter } from "../domain/JobRecord.js"
+import type { JobFilter, TransportState } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
 import { terminalStates } from "../domain/JobState.js"
-import type { ActiveJobRow, NewJobRow, TransitionRow } from "./JobStore.js"
+import type { ActiveJobRow, NewJobRow, ProgressRow, TransitionRow } from "./JobStore.js"
 import { JobStore } from "./JobStore.js"
 
 /** Builds a JobStore over a SQLite SqlClient whose schema comes from `Migrations` (triggers included). */
@@ -67,21 +67,39 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
           t.reason,
           t.outputs === undefined ? null : JSON.stringify(t.outputs),
           t.runAfter ?? null,
-          t.at
+          t.at,
+          t.to === "running" ? 1 : 0,
+          t.location ?? null
         )
       }
+      // A new attempt records where it runs; every transition clears the transport's progress.
       return run(
-        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at) AS (VALUES ${
-          tuples(chunk.length, 11)
+        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at, starts, location) AS (VALUES ${
+          tuples(chunk.length, 13)
         }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
         finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
-        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at
+        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at,
+        location = CASE WHEN v.starts = 1 THEN v.location ELSE jobs.location END, transport_state = NULL
         FROM v WHERE jobs.id = v.id`,
         params
       )
     })
 
-  const commit = (inserts: ReadonlyArray<NewJobRow>, transitions: ReadonlyArray<TransitionRow>) =>
+  // Progress only moves a running attempt forward; an attempt that has ended is left alone.
+  const updateProgress = (rows: ReadonlyArray<ProgressRow>) =>
+    chunked(rows, (chunk) =>
+      run(
+        `WITH v (id, attempts, transport_state) AS (VALUES ${tuples(chunk.length, 3)})
+        UPDATE jobs SET transport_state = v.transport_state FROM v
+        WHERE jobs.id = v.id AND jobs.attempts = v.attempts AND jobs.state = 'running'`,
+        chunk.flatMap((p) => [p.id, p.attempt, p.transportState])
+      ))
+
+  const commit = (
+    inserts: ReadonlyArray<NewJobRow>,
+    transitions: ReadonlyArray<TransitionRow>,
+    progress: ReadonlyArray<ProgressRow> = []
+  ) =>
     Effect.suspend(() => {
       const statements: Array<Effect.Effect<unknown, SqlError>> = []
       if (inserts.length > 0) {
@@ -89,6 +107,7 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
         statements.push(...insertTags(inserts))
       }
       for (const round of rounds(transitions)) statements.push(...updateJobs(round))
+      if (progress.length > 0) statements.push(...updateProgress(progress))
       if (statements.length === 0) return Effect.void
       // One statement is atomic on its own; more share a transaction.
       const all = Effect.forEach(statements, (statement) => statement, { discard: true })
@@ -150,7 +169,8 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
             exitCode: r.exit_code,
             reason: r.reason,
             startedAt: r.started_at,
-            finishedAt: r.finished_at
+            finishedAt: r.finished_at,
+            location: r.location
           })
         )
       ),
@@ -214,6 +234,8 @@ interface JobRow {
   readonly submitted_at: number
   readonly started_at: number | null
   readonly finished_at: number | null
+  readonly location: string | null
+  readonly transport_state: TransportState | null
 }
 
 interface ActiveRow {
@@ -236,6 +258,7 @@ interface AttemptRow {
   readonly reason: string | null
   readonly started_at: number
   readonly finished_at: number
+  readonly location: string | null
 }
 
 const decodeSpecJson = Schema.decodeUnknown(Schema.parseJson(JobSpec))
@@ -258,7 +281,9 @@ const decodeRows = (rows: ReadonlyArray<JobRow>) =>
         outputs: r.outputs === null ? [] : (JSON.parse(r.outputs) as Array<string>),
         submittedAt: r.submitted_at,
         startedAt: r.started_at,
-        finishedAt: r.finished_at
+        finishedAt: r.finished_at,
+        location: r.location,
+        transportState: r.transport_state
       }, { disableValidation: true })
     )))
 
