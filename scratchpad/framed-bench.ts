@@ -101,6 +101,9 @@ const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown
     const server0 = yield* Effect.promise(() => serverCpu())
     const client0 = cpuNow()
     const t0 = performance.now()
+    const ticker = process.env.TICK ? setInterval(() => {
+      console.log(`  ${name} ${done} done`)
+    }, 1000) : undefined
     yield* Effect.forEach(
       Array.from({ length: 100 }),
       () =>
@@ -113,6 +116,7 @@ const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown
         }),
       { concurrency: "unbounded", discard: true }
     )
+    if (ticker) clearInterval(ticker)
     const rate = done / ((performance.now() - t0) / 1000)
     const clientCpu = (cpuNow() - client0) / done
     const serverCpuPerCall = ((yield* Effect.promise(() => serverCpu())) - server0) / done
@@ -131,7 +135,7 @@ if (process.argv[2] === "serve") {
   const seconds = Number(process.argv[2] ?? 3)
   const rounds = Number(process.argv[3] ?? 2)
   const child = fork(new URL(import.meta.url).pathname, ["serve"], {
-    execArgv: ["--import", "tsx", ...(process.env.SERVER_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/framed-prof"] : [])],
+    execArgv: ["--import", "tsx", ...(process.env.SEMI ? [`--max-semi-space-size=${process.env.SEMI}`] : []), ...(process.env.SERVER_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/framed-prof"] : [])],
     env: { ...process.env, FRAMED_PORT: String(framedPort), SOCKET_PORT: String(socketPort), RAW_PORT: String(rawPort) }
   })
   serverCpu = () =>

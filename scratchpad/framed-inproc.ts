@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Endpoint from "../src/transport/Endpoint.js"
 import * as FramedRpc from "../src/transport/framed/FramedRpc.js"
+import { Inbox } from "../src/transport/framed/Inbox.js"
 
 class BenchRpc extends RpcGroup.make(Rpc.make("Echo", { payload: { text: Schema.String }, success: Schema.String })) {}
 const handlers = BenchRpc.toLayer({ Echo: ({ text }) => Effect.succeed(text) })
@@ -38,6 +39,31 @@ const program = Effect.gen(function*() {
     const { protocol: server } = yield* FramedRpc.makeServerProtocol(endpoint)
     yield* RpcServer.make(BenchRpc, { disableTracing: true }).pipe(Effect.provideService(RpcServer.Protocol, server), Effect.provide(handlers), Effect.forkScoped)
     protocol = (yield* FramedRpc.makeClientProtocol(endpoint)).protocol
+  }
+  if (process.argv[2] === "inbox") {
+    // The direct protocol with the framed transport's Inbox hop in both directions, no sockets.
+    const toServerInbox = new Inbox<any>()
+    const toClientInbox = new Inbox<any>()
+    let serverWrite!: (clientId: number, m: any) => Effect.Effect<void>
+    let clientWrite!: (m: any) => Effect.Effect<void>
+    const server = yield* RpcServer.Protocol.make((write) => {
+      serverWrite = write
+      return Effect.succeed({
+        disconnects: Effect.runSync(Mailbox.make<number>()),
+        send: (_id, response) => Effect.sync(() => toClientInbox.offer(response)),
+        end: () => Effect.void,
+        clientIds: Effect.succeed(new Set([0])),
+        initialMessage: Effect.succeed(Option.none()),
+        supportsAck: true, supportsTransferables: false, supportsSpanPropagation: false
+      })
+    })
+    yield* RpcServer.make(BenchRpc, { disableTracing: true }).pipe(Effect.provideService(RpcServer.Protocol, server), Effect.provide(handlers), Effect.forkScoped)
+    protocol = yield* RpcClient.Protocol.make((write) => {
+      clientWrite = write
+      return Effect.succeed({ send: (request) => Effect.sync(() => toServerInbox.offer(request)), supportsAck: true, supportsTransferables: false })
+    })
+    yield* Effect.forkScoped(toServerInbox.consume((m) => serverWrite(0, m)))
+    yield* Effect.forkScoped(toClientInbox.consume((m) => clientWrite(m)))
   }
   const client = yield* RpcClient.make(BenchRpc, { disableTracing: true }).pipe(Effect.provideService(RpcClient.Protocol, protocol))
   for (let i = 0; i < 5000; i++) yield* client.Echo({ text: "x" })

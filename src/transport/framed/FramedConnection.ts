@@ -112,8 +112,7 @@ export class FramedConnection {
   /** Sends a CLOSE frame after whatever is queued, then ends the socket. */
   close(code: number, reason: string): void {
     if (this.ended !== undefined) return
-    this.push(encodeClose(code, reason))
-    this.flush()
+    this.flush(encodeClose(code, reason))
     this.finish(new ConnectionClosed({ reason: "closed", message: reason }))
     this.socket.end()
     setTimeout(() => this.socket.destroy(), 1000).unref()
@@ -128,7 +127,8 @@ export class FramedConnection {
 
   // ----- private
 
-  private readonly flush = (): void => {
+  // Writes what is queued and what onFlush adds, then `last` (a CLOSE), in one socket write.
+  private readonly flush = (last?: Uint8Array): void => {
     this.flushScheduled = false
     if (this.ended !== undefined) return
     this.flushing = true
@@ -136,6 +136,10 @@ export class FramedConnection {
       this.handler.onFlush()
     } finally {
       this.flushing = false
+    }
+    if (last instanceof Uint8Array) {
+      this.queue.push(last)
+      this.queuedBytes += last.length
     }
     if (this.queue.length === 0) return
     const out = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue, this.queuedBytes)

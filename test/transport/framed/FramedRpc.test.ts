@@ -5,7 +5,7 @@ import * as Stream from "effect/Stream"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
 import * as FramedRpc from "../../../src/transport/framed/FramedRpc.js"
 import { freePort } from "../../integration/harness.js"
-import { connect, secret, serve } from "./fixtures.js"
+import { connect, secret, serve, waitUntil } from "./fixtures.js"
 
 const MiB = 1024 * 1024
 
@@ -65,6 +65,19 @@ describe("FramedRpc", () => {
       const missing = yield* Effect.flip(connect(endpoint))
       assert.strictEqual(missing.reason, "auth-failed")
       assert.include(missing.message, "--secret-file or TROUPE_SECRET_FILE")
+    }))
+
+  it.scopedLive("closing a client ends its session on the server at once, interrupting its requests", () =>
+    Effect.gen(function*() {
+      const { endpoint, invocations, server } = yield* serve()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { rpc } = yield* connect(endpoint)
+        yield* Effect.fork(rpc.Work({ key: "running", millis: 60_000 }))
+        yield* waitUntil(() => invocations.get("running") === 1, 5000, "the request to start")
+        assert.strictEqual(server.clientIds().size, 1)
+      }))
+      yield* waitUntil(() => invocations.get("!running") === 1, 5000, "the request to be interrupted")
+      assert.strictEqual(server.clientIds().size, 0)
     }))
 
   it.scopedLive("a taken port is a typed ListenFailed", () =>
