@@ -1,4 +1,9 @@
-/** Scratch: the cost of @effect/rpc itself, client and server in one process over a direct in-memory protocol. */
+/**
+ * Scratch: the cost of @effect/rpc itself, client and server in one process.
+ * `node --import tsx scratchpad/framed-inproc.ts [direct|yield|inbox|framed]`: a direct in-memory protocol;
+ * the same with one Effect.yieldNow per request; with the framed transport's Inbox hop both ways; the
+ * framed transport over loopback. CONC=1,100 and MILLIS=2000 by default.
+ */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -30,7 +35,14 @@ const program = Effect.gen(function*() {
   })
   const clientProtocol = yield* RpcClient.Protocol.make((write) => {
     toClient = write
-    return Effect.succeed({ send: (request) => Effect.suspend(() => toServer(0, request)), supportsAck: true, supportsTransferables: false })
+    return Effect.succeed({
+      send: (request) =>
+        process.argv[2] === "yield"
+          ? Effect.zipRight(Effect.yieldNow(), Effect.suspend(() => toServer(0, request)))
+          : Effect.suspend(() => toServer(0, request)),
+      supportsAck: true,
+      supportsTransferables: false
+    })
   })
   yield* RpcServer.make(BenchRpc, { disableTracing: true }).pipe(Effect.provideService(RpcServer.Protocol, serverProtocol), Effect.provide(handlers), Effect.forkScoped)
   let protocol: RpcClient.Protocol["Type"] = clientProtocol
