@@ -161,12 +161,13 @@ class ServerState {
       this.attach(existing, connection, open, true)
     } else {
       if (existing !== undefined) return this.reject(connection, "a new session reused an existing session id")
-      const entry: Entry = { clientId: this.nextClientId++, session: undefined!, expiry: undefined }
-      ;(entry as { session: Session }).session = new Session(open.sessionId, {
-        onMessages: (messages) => this.events.onMessages(entry.clientId, messages),
+      const clientId = this.nextClientId++
+      const session = new Session(open.sessionId, {
+        onMessages: (messages) => this.events.onMessages(clientId, messages),
         onEnd: (code, reason, byPeer) => this.ended(entry, code, reason, byPeer),
         onDisconnect: (closed) => this.disconnected(entry, closed)
       })
+      const entry: Entry = { clientId, session, expiry: undefined }
       this.sessions.set(open.sessionId, entry)
       this.byClient.set(entry.clientId, entry)
       this.clientIds.add(entry.clientId)
