@@ -14,6 +14,7 @@ import type { JobId } from "./domain/JobId.js"
 import type { CleanFilter, JobAttempt, JobEvent, JobFilter, JobRecord, QueueSummary } from "./domain/JobRecord.js"
 import * as Functions from "./executor/Functions.js"
 import * as LocalExecutor from "./executor/LocalExecutor.js"
+import * as RemoteExecutor from "./remote/RemoteExecutor.js"
 import { Jobs } from "./jobs/Jobs.js"
 import type { JobSpecInput } from "./jobs/Jobs.js"
 import * as JobsLive from "./jobs/JobsLive.js"
@@ -35,6 +36,10 @@ export interface TroupeOptions {
   readonly shutdownGraceMs?: number
   /** Per-stream cap on captured stdout and stderr; default 64 MiB. */
   readonly outputCapBytes?: number
+  /** Remote machines jobs can be sent to (`on: name`): name → endpoint URL of a `--role=remote`. */
+  readonly remotes?: Readonly<Record<string, string>>
+  /** How remotes are watched and reached: heartbeat, dead-after, the shared secret. */
+  readonly remoteOptions?: Omit<RemoteExecutor.RemotesOptions, "remotes" | "dataDir">
 }
 
 /** The default database path, relative to the working directory. */
@@ -48,13 +53,18 @@ export const layer = (
   options: TroupeOptions = {}
 ): Layer.Layer<TroupeLayerOut, IncompatibleDatabase | StoreError> => {
   const database = path.resolve(options.database ?? defaultDatabase)
+  const dataDir = path.resolve(options.dataDir ?? path.dirname(database))
   const runtime = JobsLive.layer({
-    dataDir: path.resolve(options.dataDir ?? path.dirname(database)),
+    dataDir,
     cores: options.cores ?? os.availableParallelism(),
     ...(options.queues === undefined ? {} : { queues: options.queues }),
     ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceMs: options.shutdownGraceMs })
   })
-  const executor = LocalExecutor.layer(options.outputCapBytes === undefined ? {} : { outputCapBytes: options.outputCapBytes })
+  const local = LocalExecutor.layer(options.outputCapBytes === undefined ? {} : { outputCapBytes: options.outputCapBytes })
+  const remotes = options.remotes ?? {}
+  const executor = Object.keys(remotes).length === 0
+    ? local
+    : RemoteExecutor.layer({ ...options.remoteOptions, remotes, dataDir }).pipe(Layer.provide(local))
   return runtime.pipe(
     Layer.provideMerge(Layer.mergeAll(executor.pipe(Layer.provideMerge(Functions.layer(options.functions))), Supervisor.layer)),
     Layer.provide(SqliteStore.layer({ filename: database })),

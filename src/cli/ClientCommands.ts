@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Path from "node:path"
 import type { InvalidEndpoint } from "../client/index.js"
 import type { ServerUnreachable } from "../client/Errors.js"
 import type { JobsClient, JobsClientError, SubmitInput } from "../client/JobsClient.js"
@@ -39,7 +40,10 @@ export const submit: ClientCommand = {
     after: { type: "string", multiple: true },
     retries: { type: "string" },
     key: { type: "string" },
-    wait: { type: "boolean" }
+    wait: { type: "boolean" },
+    on: { type: "string" },
+    in: { type: "string", multiple: true },
+    out: { type: "string", multiple: true }
   },
   positionals: true,
   run: Effect.fnUntraced(function*(parsed, connect) {
@@ -53,6 +57,8 @@ export const submit: ClientCommand = {
     const retries = yield* Args.integer("submit", parsed, "retries", 0)
     const after = Args.strings(parsed, "after").flatMap((ids) => ids.split(",")).map((id) => id.trim())
       .filter((id) => id.length > 0)
+    const inputs = yield* inputFiles(Args.strings(parsed, "in"))
+    const outputs = Args.strings(parsed, "out")
     const spec: SubmitInput = compact({
       command: others.length === 0 ? first : [first, ...others] as const,
       cwd: process.cwd(),
@@ -62,7 +68,10 @@ export const submit: ClientCommand = {
       timeLimitMs,
       retries,
       after: after.length > 0 ? after : undefined,
-      key: Args.string(parsed, "key")
+      key: Args.string(parsed, "key"),
+      on: Args.string(parsed, "on"),
+      files: Object.keys(inputs).length > 0 ? inputs : undefined,
+      outputs: outputs.length > 0 ? outputs : undefined
     })
     const client = yield* connect
     const id = yield* client.submit(spec)
@@ -72,6 +81,26 @@ export const submit: ClientCommand = {
     return Format.exitCodeOf(record!)
   })
 }
+
+// `--in LOCAL[:REMOTE]`: a local file (made absolute here, where the user is) and where it lands in
+// the job's folder; by default the same relative path, or the file's name for an absolute path.
+const inputFiles = (values: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const files: Record<string, string> = {}
+    for (const value of values) {
+      const split = value.lastIndexOf(":")
+      const local = split > 0 ? value.slice(0, split) : value
+      const remote = split > 0 ? value.slice(split + 1) : Path.isAbsolute(value) ? Path.basename(value) : value
+      if (remote.length === 0 || Path.isAbsolute(remote) || Path.normalize(remote).startsWith("..")) {
+        return yield* new Args.UsageError({
+          command: "submit",
+          message: `--in ${value}: the remote path must stay inside the job's folder (relative, no ..)`
+        })
+      }
+      files[Path.resolve(local)] = remote
+    }
+    return files
+  })
 
 /** `status [--json] [ID...]`: a table or JSON array of jobs; the most recent 100 without ids. */
 export const status: ClientCommand = {

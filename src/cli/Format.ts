@@ -33,7 +33,9 @@ export const jobJson = (record: JobRecord): Record<string, unknown> => ({
   command: record.spec.command ?? null,
   fn: record.spec.fn ?? null,
   priority: record.priority,
-  tags: record.spec.tags ?? []
+  tags: record.spec.tags ?? [],
+  location: record.location ?? record.spec.on ?? null,
+  transportState: record.transportState ?? null
 })
 
 /** The `status` table: id, name, state, exit, queue, submitted, runtime. */

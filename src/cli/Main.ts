@@ -6,6 +6,7 @@ import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import { JobsClient } from "../client/JobsClient.js"
 import type * as LocalRole from "../roles/LocalRole.js"
+import type * as RemoteRole from "../roles/RemoteRole.js"
 import * as Secret from "../transport/Secret.js"
 import * as Args from "./Args.js"
 import * as ClientCommands from "./ClientCommands.js"
@@ -65,7 +66,11 @@ const roleOptions: Args.Options = {
   cores: { type: "string" },
   grace: { type: "string" },
   "secret-file": { type: "string" },
-  insecure: { type: "boolean" }
+  insecure: { type: "boolean" },
+  remote: { type: "string", multiple: true },
+  "remote-heartbeat": { type: "string" },
+  "remote-timeout": { type: "string" },
+  workdir: { type: "string" }
 }
 
 const isRole = (argv: ReadonlyArray<string>): boolean =>
@@ -102,7 +107,8 @@ const usage = (command: string | undefined): Effect.Effect<number> =>
 const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
   const parsed = yield* Args.parse("local", argv, roleOptions)
   const role = Args.string(parsed, "role")
-  if (Args.flag(parsed, "help")) return yield* usage(role === "local" ? "local" : undefined)
+  if (Args.flag(parsed, "help")) return yield* usage(role === "local" || role === "remote" ? role : undefined)
+  if (role === "remote") return yield* runRemote(parsed)
   if (role !== "local") {
     return yield* new Args.UsageError({
       command: undefined,
@@ -117,11 +123,48 @@ const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
     cores: yield* Args.integer("local", parsed, "cores", 1),
     shutdownGraceMs: yield* Args.duration("local", parsed, "grace"),
     secret: yield* Secret.resolve(Args.string(parsed, "secret-file")),
-    insecure: Args.flag(parsed, "insecure") || undefined
+    insecure: Args.flag(parsed, "insecure") || undefined,
+    remotes: yield* remotesOf(parsed),
+    remoteHeartbeatMs: yield* Args.duration("local", parsed, "remote-heartbeat"),
+    remoteDeadAfterMs: yield* Args.duration("local", parsed, "remote-timeout")
   })
   const { layer } = yield* Effect.promise(() => import("../roles/LocalRole.js"))
   return yield* Layer.launch(layer(options)).pipe(
     Effect.ensuring(Effect.logInfo("troupe local role stopped"))
+  )
+})
+
+// `--remote NAME=URL`, repeatable: the remotes the local role may send jobs to.
+const remotesOf = (parsed: Args.Parsed) =>
+  Effect.gen(function*() {
+    const remotes: Record<string, string> = {}
+    for (const value of Args.strings(parsed, "remote")) {
+      const split = value.indexOf("=")
+      const name = value.slice(0, split)
+      if (split <= 0 || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
+        return yield* new Args.UsageError({ command: "local", message: `--remote ${value}: expected NAME=URL` })
+      }
+      yield* Args.endpoint("local", value.slice(split + 1))
+      remotes[name] = value.slice(split + 1)
+    }
+    return Object.keys(remotes).length === 0 ? undefined : remotes
+  })
+
+const runRemote = Effect.fnUntraced(function*(parsed: Args.Parsed) {
+  const listen = yield* Effect.forEach(Args.strings(parsed, "listen"), (url) => Args.endpoint("remote", url))
+  if (listen.length !== 1) {
+    return yield* new Args.UsageError({ command: "remote", message: "--role=remote needs exactly one --listen URL" })
+  }
+  const options: RemoteRole.RemoteRoleOptions = ClientCommands.compact<RemoteRole.RemoteRoleOptions>({
+    listen: listen[0]!,
+    workdir: Args.string(parsed, "workdir"),
+    cores: yield* Args.integer("remote", parsed, "cores", 1),
+    secret: yield* Secret.resolve(Args.string(parsed, "secret-file")),
+    insecure: Args.flag(parsed, "insecure") || undefined
+  })
+  const { layer } = yield* Effect.promise(() => import("../roles/RemoteRole.js"))
+  return yield* Layer.launch(layer(options)).pipe(
+    Effect.ensuring(Effect.logInfo("troupe remote role stopped"))
   )
 })
 

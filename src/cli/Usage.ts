@@ -16,6 +16,7 @@ Commands without a server:
 
 Roles:
   --role=local   the job server (owns the job database, serves clients)
+  --role=remote  runs the jobs a local server sends it (no database)
 
 Run "troupe help <command>" or "troupe <command> --help" for details.
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
@@ -41,6 +42,10 @@ Options:
   --after ID,ID     run only after these jobs completed
   --retries N       retry a failed attempt up to N times
   --key KEY         idempotency key: resubmitting the same key returns the same job
+  --on NAME         run on this remote (the server's --remote NAME=URL)
+  --in LOCAL[:REMOTE]  ship a file with the job into its folder (repeatable)
+  --out GLOB        collect output files matching GLOB when the job ends (repeatable);
+                    a remote job's outputs are fetched into the job's data folder
   --wait            wait for the job and exit with its exit code:
                     killed -> 137, timeout -> 124, lost or failed without a code -> 1
 `,
@@ -127,6 +132,25 @@ Options:
   --secret-file FILE a shared secret clients must prove they hold (default
                      $TROUPE_SECRET_FILE); required to listen beyond loopback
   --insecure         listen beyond loopback without a secret (private networks)
+  --remote NAME=URL  a remote (--role=remote) jobs can be sent to with --on NAME
+                     (repeatable; any transport URL)
+  --remote-heartbeat DURATION   how often remotes are asked isalive (default 2s)
+  --remote-timeout DURATION     a silent remote loses its jobs after this (default 10s)
+`,
+  remote: `Usage: troupe --role=remote --listen URL [options]
+
+Runs the jobs a local server sends it (submit --on NAME), with the same
+executor as the local role, and sends their state, output files, stdout and
+stderr back. It keeps no database: each attempt runs in its own folder under
+--workdir, and answers wait in its spool until the local server takes them.
+
+Options:
+  --listen URL       where the local server reaches it (exactly one; any
+                     transport: tcp://, unix://, framed://, folder://)
+  --workdir DIR      where jobs run (default .troupe-remote)
+  --cores N          cores available to jobs (default: this machine's)
+  --secret-file FILE the shared secret (default $TROUPE_SECRET_FILE)
+  --insecure         listen beyond loopback without a secret
 `
 }
 

@@ -24,6 +24,11 @@ export interface LocalRoleOptions {
   readonly secret?: Secret
   /** Listen beyond loopback without a secret (a private network). */
   readonly insecure?: boolean
+  /** Remotes jobs can be sent to: name → URL of a `--role=remote`. */
+  readonly remotes?: Readonly<Record<string, string>>
+  /** How often remotes are asked isalive, and how long a silent one keeps our jobs. */
+  readonly remoteHeartbeatMs?: number
+  readonly remoteDeadAfterMs?: number
 }
 
 /** The endpoint the local role serves when no `--listen` is given. */
@@ -60,5 +65,13 @@ const runtimeOptions = (options: LocalRoleOptions): Troupe.TroupeOptions => ({
   ...(options.database !== undefined ? { database: options.database } : {}),
   ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
   ...(options.cores !== undefined ? { cores: options.cores } : {}),
-  ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {})
+  ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
+  ...(options.remotes !== undefined ? { remotes: options.remotes } : {}),
+  remoteOptions: {
+    ...(options.remoteHeartbeatMs !== undefined ? { heartbeatMs: options.remoteHeartbeatMs } : {}),
+    ...(options.remoteDeadAfterMs !== undefined ? { deadAfterMs: options.remoteDeadAfterMs } : {}),
+    transport: {
+      ...(options.secret !== undefined ? { secret: options.secret } : {})
+    }
+  }
 })

@@ -35,6 +35,12 @@ export interface MailboxOptions {
   readonly archive?: boolean
   /** Options for the transport underneath (secret, timeouts, frame size). */
   readonly transport?: Transport.ServerOptions & Transport.ClientOptions
+  /**
+   * Connecting end: start even when the listener is not there yet, and keep trying in the
+   * background; messages sent meanwhile wait in the outbox. Default false: the first connection
+   * must succeed.
+   */
+  readonly waitForPeer?: boolean
 }
 
 /**
@@ -72,8 +78,10 @@ export const connect = <A, I>(
     const { inbox, outbox } = spoolFolders(options)
     const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
     const url = Endpoint.format(endpoint)
-    // Fail fast when nothing answers; later losses are the link's to repair.
-    yield* Effect.scoped(Layer.build(Transport.layerClientProtocol(endpoint, options.transport)))
+    // Fail fast when nothing answers, unless asked to wait; later losses are the link's to repair.
+    if (options.waitForPeer !== true) {
+      yield* Effect.scoped(Layer.build(Transport.layerClientProtocol(endpoint, options.transport)))
+    }
     const session = Effect.scoped(
       Effect.gen(function*() {
         const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options.transport))

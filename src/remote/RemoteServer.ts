@@ -1,0 +1,320 @@
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
+import * as Crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { JobSpec } from "../domain/JobSpec.js"
+import type { JobId } from "../domain/JobId.js"
+import type { RunOutcome } from "../executor/Executor.js"
+import { Executor } from "../executor/Executor.js"
+import type { Delivery, Mailbox } from "../transport/Mailbox.js"
+import { isConfined } from "../transport/folder/FolderFiles.js"
+import type { RemoteJob, RemoteJobState, RemoteMessage } from "./RemoteProtocol.js"
+import {
+  AliveSignal,
+  FullQueueSignal,
+  logFiles,
+  QueueSignal,
+  RemoteQueueEntry,
+  ShippedFile,
+  StateSignal
+} from "./RemoteProtocol.js"
+
+/** How a remote runs what it receives. */
+export interface RemoteServerOptions {
+  /** Each attempt runs in its own folder `<workdir>/jobs/<id>-<attempt>/`; files arrive there. */
+  readonly workdir: string
+  /** Cores available to jobs; a job's `cores` takes that many. */
+  readonly cores: number
+}
+
+/**
+ * The remote side of the seed's job server: takes `submit`s from its mailbox, runs each attempt
+ * with the local executor (the same limits, kill, timeout and output capture as the `local` role),
+ * and answers with `state`s: acknowledged, running, then the end with the output files, stdout and
+ * stderr attached. It answers `isalive`, `queue` and `fullqueue`, and `terminate` kills at once.
+ * It keeps no database: an attempt's folder, and the `state.json` written into it when the attempt
+ * ends, are its journal, so a repeated submit never runs a job twice, even after a restart.
+ */
+export const run = (
+  mailbox: Mailbox<RemoteMessage>,
+  options: RemoteServerOptions
+): Effect.Effect<never, never, Executor> =>
+  Effect.gen(function*() {
+    const executor = yield* Executor
+    const jobsDir = path.resolve(options.workdir, "jobs")
+    fs.mkdirSync(jobsDir, { recursive: true })
+    const semaphore = yield* Effect.makeSemaphore(options.cores)
+    const entries = new Map<string, Entry>()
+    const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
+
+    yield* reportInterrupted(mailbox, jobsDir)
+
+    const send = (message: RemoteMessage, files?: Readonly<Record<string, string>>) =>
+      mailbox.send(message, Crypto.randomUUID(), files).pipe(
+        Effect.retry({ times: 5 }),
+        Effect.catchAll((error) => Effect.logError(`could not queue a message for the local server: ${error.message}`))
+      )
+
+    const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
+      Effect.suspend(() => {
+        entry.state = to
+        if (to === "running") entry.startedAt = Date.now()
+        if (details.at !== undefined) entry.finishedAt = details.at
+        entry.exitCode = details.exitCode ?? null
+        return send(
+          new StateSignal({
+            id: entry.job.id,
+            attempt: entry.job.attempt,
+            state: to,
+            exitCode: details.exitCode ?? null,
+            reason: details.reason ?? null,
+            at: details.at ?? Date.now(),
+            outputs: details.outputs ?? [],
+            logs: details.files !== undefined
+          }),
+          details.files
+        )
+      })
+
+    const runAttempt = (entry: Entry) =>
+      Effect.gen(function*() {
+        const cores = Math.min(entry.job.cores ?? 1, options.cores)
+        yield* semaphore.withPermits(cores)(Effect.gen(function*() {
+          yield* state(entry, "running")
+          const outcome = yield* executor.run({
+            id: entry.job.id,
+            spec: specOf(entry.job, entry.dir),
+            attempt: entry.job.attempt,
+            jobDir: entry.logDir
+          })
+          yield* finish(entry, outcome.state === "lost" ? "failed" : outcome.state, outcome)
+        }))
+      }).pipe(
+        Effect.onInterrupt(() =>
+          finish(entry, "killed", { exitCode: null, reason: "terminated by the local server", outputs: [] })
+        ),
+        Effect.ensuring(Effect.sync(() => running.delete(entry.job.id)))
+      )
+
+    // Records the end in the attempt's folder first (the journal), then ships it with its files.
+    const finish = (
+      entry: Entry,
+      to: RemoteJobState,
+      outcome: Pick<RunOutcome, "exitCode" | "reason" | "outputs">
+    ) =>
+      Effect.gen(function*() {
+        const at = Date.now()
+        const outputs = yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
+        const files: Record<string, string> = {}
+        for (const output of outputs) files[path.join(entry.dir, output.path)] = output.path
+        for (const [channel, name] of Object.entries(logFiles)) {
+          const local = path.join(entry.logDir, channel)
+          if (fs.existsSync(local)) files[local] = name
+        }
+        const details: FinalDetails = { exitCode: outcome.exitCode, reason: outcome.reason, at, outputs, files }
+        yield* Effect.promise(() =>
+          fs.promises.writeFile(
+            path.join(entry.logDir, "state.json"),
+            JSON.stringify({ state: to, exitCode: outcome.exitCode, reason: outcome.reason, at })
+          ).catch(() => undefined)
+        )
+        yield* state(entry, to, details)
+      })
+
+    const submit = (delivery: Delivery<RemoteMessage>, job: RemoteJob) =>
+      Effect.gen(function*() {
+        const key = `${job.id}-${job.attempt}`
+        const dir = path.join(jobsDir, key)
+        if (entries.has(key) || fs.existsSync(dir)) {
+          yield* Effect.logInfo(`ignored a repeated submit of ${job.id} attempt ${job.attempt}`)
+          return
+        }
+        const entry: Entry = {
+          job,
+          dir,
+          logDir: path.join(dir, logFolder),
+          state: "acknowledged",
+          startedAt: null,
+          finishedAt: null,
+          exitCode: null
+        }
+        entries.set(key, entry)
+        const problem = yield* Effect.promise(() => placeInputs(entry, delivery.files))
+        if (problem !== undefined) {
+          yield* state(entry, "rejected", { reason: problem, at: Date.now() })
+          return
+        }
+        yield* state(entry, "acknowledged")
+        const fiber = yield* Effect.forkDaemon(runAttempt(entry))
+        running.set(job.id, fiber)
+      })
+
+    const listed = (states: ReadonlyArray<RemoteJobState> | undefined) =>
+      Array.from(entries.values())
+        .filter((entry) => states === undefined || states.includes(entry.state))
+        .map((entry) =>
+          new RemoteQueueEntry({
+            id: entry.job.id,
+            attempt: entry.job.attempt,
+            name: entry.job.name ?? null,
+            state: entry.state,
+            exitCode: entry.exitCode,
+            startedAt: entry.startedAt,
+            finishedAt: entry.finishedAt
+          })
+        )
+
+    const handle = (delivery: Delivery<RemoteMessage>) => {
+      const message = delivery.message
+      switch (message._tag) {
+        case "submit":
+          return submit(delivery, message.job)
+        case "terminate":
+          return Effect.forEach(message.ids, (id) => {
+            const fiber = running.get(id)
+            return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
+          }, { discard: true })
+        case "isalive":
+          return send(
+            new AliveSignal({
+              nonce: message.nonce,
+              running: Array.from(entries.values())
+                .filter((entry) => entry.state === "running" || entry.state === "acknowledged")
+                .map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt }))
+            })
+          )
+        case "queue":
+          return message.jobs !== undefined
+            ? Effect.void
+            : send(new QueueSignal({ request: message.request, jobs: listed(message.states) }))
+        case "fullqueue":
+          return message.queue !== undefined ? Effect.void : send(
+            new FullQueueSignal({
+              request: message.request,
+              queue: { cores: options.cores, running: running.size, jobs: listed(undefined) }
+            })
+          )
+        case "state":
+        case "alive":
+          return Effect.logWarning(`a remote does not take ${message._tag} messages; ignored`)
+      }
+    }
+
+    return yield* mailbox.messages.pipe(
+      Stream.runForEach((delivery) =>
+        handle(delivery).pipe(
+          Effect.catchAllCause((cause) => Effect.logError("could not handle a message", cause))
+        )
+      ),
+      Effect.catchAll((error) => Effect.logError(`the mailbox failed: ${error.message}`)),
+      Effect.zipRight(Effect.never)
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// private
+
+/** Where an attempt's own files (stdout, stderr, its end state) live inside its folder. */
+const logFolder = ".troupe"
+
+interface Entry {
+  readonly job: RemoteJob
+  readonly dir: string
+  readonly logDir: string
+  state: RemoteJobState
+  startedAt: number | null
+  finishedAt: number | null
+  exitCode: number | null
+}
+
+interface FinalDetails {
+  readonly exitCode: number | null
+  readonly reason: string | null
+  readonly at: number
+  readonly outputs: ReadonlyArray<ShippedFile>
+  readonly files: Readonly<Record<string, string>>
+}
+
+// The attempt runs in its folder; a cwd in the job is taken inside it.
+const specOf = (job: RemoteJob, dir: string): JobSpec =>
+  new JobSpec({
+    command: job.command,
+    cwd: job.cwd !== undefined && isConfined(job.cwd) ? path.join(dir, job.cwd) : dir,
+    ...(job.env === undefined ? {} : { env: job.env }),
+    ...(job.stdin === undefined ? {} : { stdin: job.stdin }),
+    ...(job.timeLimitMs === undefined ? {} : { timeLimitMs: job.timeLimitMs }),
+    ...(job.outputs === undefined ? {} : { outputs: job.outputs })
+  }, { disableValidation: true })
+
+// Moves the delivered files into the attempt's folder and checks them against the job's checksums.
+const placeInputs = async (entry: Entry, files: ReadonlyMap<string, string>): Promise<string | undefined> => {
+  await fs.promises.mkdir(entry.logDir, { recursive: true })
+  const expected = new Map((entry.job.inputs ?? []).map((file) => [file.path, file] as const))
+  for (const [relative, delivered] of files) {
+    if (!isConfined(relative)) return `input file ${relative} leaves the job's folder`
+    const target = path.join(entry.dir, relative)
+    await fs.promises.mkdir(path.dirname(target), { recursive: true })
+    await fs.promises.rename(delivered, target).catch(() => fs.promises.copyFile(delivered, target))
+    const want = expected.get(relative)
+    if (want !== undefined) {
+      const got = await sha256File(target)
+      if (got !== want.sha256) return `input file ${relative} arrived damaged (sha256 ${got}, expected ${want.sha256})`
+    }
+    expected.delete(relative)
+  }
+  if (expected.size > 0) return `input files did not arrive: ${Array.from(expected.keys()).join(", ")}`
+  return undefined
+}
+
+// Output paths relative to the attempt's folder, with sizes and checksums.
+const describeOutputs = async (dir: string, outputs: ReadonlyArray<string>): Promise<ReadonlyArray<ShippedFile>> => {
+  const described: Array<ShippedFile> = []
+  for (const output of outputs) {
+    const relative = path.relative(dir, output)
+    if (!isConfined(relative)) continue
+    const stat = await fs.promises.stat(output).catch(() => undefined)
+    if (stat === undefined || !stat.isFile()) continue
+    described.push(new ShippedFile({ path: relative, size: stat.size, sha256: await sha256File(output) }))
+  }
+  return described
+}
+
+/** The sha256 of a file, read as a stream. */
+export const sha256File = async (file: string): Promise<string> => {
+  const hash = Crypto.createHash("sha256")
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer)
+  return hash.digest("hex")
+}
+
+// Attempts that were running when a previous remote process died never finished: say so, so the
+// local server need not wait for its heartbeat timeout.
+const reportInterrupted = (mailbox: Mailbox<RemoteMessage>, jobsDir: string) =>
+  Effect.gen(function*() {
+    const names = yield* Effect.promise(() => fs.promises.readdir(jobsDir).catch(() => [] as Array<string>))
+    for (const name of names) {
+      const match = /^(.+)-(\d+)$/.exec(name)
+      if (match === null || fs.existsSync(path.join(jobsDir, name, logFolder, "state.json"))) continue
+      const at = Date.now()
+      yield* Effect.promise(() =>
+        fs.promises.writeFile(
+          path.join(jobsDir, name, logFolder, "state.json"),
+          JSON.stringify({ state: "failed", exitCode: null, reason: "remote-restarted", at })
+        ).catch(() => undefined)
+      )
+      yield* mailbox.send(
+        new StateSignal({
+          id: match[1] as JobId,
+          attempt: Number(match[2]),
+          state: "lost",
+          exitCode: null,
+          reason: "the remote restarted while the job ran",
+          at,
+          outputs: [],
+          logs: false
+        }),
+        Crypto.randomUUID()
+      ).pipe(Effect.catchAll(() => Effect.void))
+    }
+  })
