@@ -68,7 +68,9 @@ const serve = () => {
   process.on("SIGINT", () => process.exit(0))
   process.on("message", () => {
     const usage = process.cpuUsage()
-    process.send?.({ cpu: usage.user + usage.system })
+    process.send?.({
+      cpu: process.env.CPU === "system" ? usage.system : process.env.CPU === "user" ? usage.user : usage.user + usage.system
+    })
   })
   setTimeout(() => process.send?.("ready"), 300)
 }
@@ -79,7 +81,7 @@ let serverCpu: () => Promise<number> = async () => 0
 
 const cpuNow = () => {
   const usage = process.cpuUsage()
-  return usage.user + usage.system
+  return process.env.CPU === "system" ? usage.system : process.env.CPU === "user" ? usage.user : usage.user + usage.system
 }
 
 const measure = (name: string, protocol: Layer.Layer<RpcClient.Protocol, unknown>, seconds: number) =>
