@@ -42,6 +42,8 @@ export const recordOf = (
     outputs: details.outputs ?? [],
     submittedAt: job.submittedAt,
     startedAt: job.startedAt,
-    finishedAt: now
+    finishedAt: now,
+    location: job.spec.on ?? null,
+    transportState: null
   }, { disableValidation: true })
 

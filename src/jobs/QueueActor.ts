@@ -159,7 +159,8 @@ export const make = (options: {
             parked.push(ready.pop()!)
             continue
           }
-          const want = Math.min(next.job.spec.cores ?? 1, options.concurrency)
+          // A job sent to a remote uses the remote's cores, which its own queue counts, not ours.
+          const want = next.job.spec.on !== undefined ? 0 : Math.min(next.job.spec.cores ?? 1, options.concurrency)
           if (usedCores + want > options.concurrency) break
           ready.pop()
           known.delete(next.job.id)

@@ -1,0 +1,187 @@
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { connectJobs } from "../../src/client/index.js"
+import type { JobsConnection } from "../../src/client/index.js"
+import { cli, eventually, freePort, runCli, startLocal, tempDir } from "../integration/harness.js"
+import type { LocalServer } from "../integration/harness.js"
+
+/** A `--role=remote` process started by a test. */
+interface RemoteProcess {
+  readonly url: string
+  readonly workdir: string
+  readonly child: ChildProcess
+  readonly stderr: () => string
+  readonly stop: (signal?: NodeJS.Signals) => Promise<void>
+}
+
+const startRemote = async (url: string, workdir: string): Promise<RemoteProcess> => {
+  const child = spawn(process.execPath, [cli, "--role=remote", "--listen", url, "--workdir", workdir, "--cores", "2"], {
+    cwd: workdir,
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  await eventually(() => (stderr.includes("listening on") ? true : child.exitCode !== null ? false : undefined), 20_000, "the remote")
+  if (child.exitCode !== null) throw new Error(`the remote exited: ${stderr}`)
+  return {
+    url,
+    workdir,
+    child,
+    stderr: () => stderr,
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null) child.kill(signal)
+      await exited
+    }
+  }
+}
+
+const endpointFor = async (scheme: string, dir: string): Promise<string> =>
+  scheme === "unix"
+    ? `unix://${Path.join(dir, "remote.sock")}`
+    : scheme === "folder"
+    ? `folder://${Path.join(dir, "shared")}`
+    : `${scheme}://127.0.0.1:${await freePort()}`
+
+interface Pair {
+  readonly local: LocalServer
+  readonly remote: RemoteProcess
+  readonly jobs: JobsConnection
+  readonly dir: string
+}
+
+const startPair = async (scheme: string, extraLocalArgs: ReadonlyArray<string> = []): Promise<Pair> => {
+  const dir = tempDir("troupe-remote-")
+  const url = await endpointFor(scheme, dir)
+  const workdir = Path.join(dir, "remote")
+  Fs.mkdirSync(workdir, { recursive: true })
+  const remote = await startRemote(url, workdir)
+  const local = await startLocal({ dir, extraArgs: ["--remote", `box=${url}`, ...extraLocalArgs] })
+  const jobs = await connectJobs(local.url)
+  return { local, remote, jobs, dir }
+}
+
+const stopPair = async (pair: Pair | undefined) => {
+  await pair?.jobs.close()
+  await pair?.local.stop("SIGKILL")
+  await pair?.remote.stop("SIGKILL")
+}
+
+const counts = (records: ReadonlyArray<{ readonly state: string }>) => {
+  const out: Record<string, number> = {}
+  for (const record of records) out[record.state] = (out[record.state] ?? 0) + 1
+  return out
+}
+
+for (const scheme of ["tcp", "unix", "framed", "folder"]) {
+  describe(`remote jobs over ${scheme}://`, () => {
+    let pair: Pair
+    beforeAll(async () => {
+      pair = await startPair(scheme)
+    })
+    afterAll(() => stopPair(pair))
+
+    const many = scheme === "tcp" ? 1000 : 100
+    it(`${many} short jobs all complete, each once, and the records say where they ran`, async () => {
+      const ids = await pair.jobs.submitMany(
+        Array.from({ length: many }, (_, i) => ({ command: ["sh", "-c", `echo job-${i}`], on: "box" }))
+      )
+      const records = await pair.jobs.wait(ids, { timeout: "120 seconds" })
+      assert.deepStrictEqual(counts(records), { completed: many })
+      assert.isTrue(records.every((r) => r.location === "box" && r.attempts === 1))
+      // The remote ran each attempt exactly once: one folder per attempt.
+      const folders = Fs.readdirSync(Path.join(pair.remote.workdir, "jobs"))
+      assert.strictEqual(folders.length, many)
+      const sample = records[many - 1]!
+      const logs = await runCli(["logs", "--server", pair.local.url, sample.id])
+      assert.match(logs.stdout, /^job-\d+\n$/)
+    }, 180_000)
+
+    it("files go in, outputs come back checked, and the exit code is the remote's", async () => {
+      const input = Path.join(pair.dir, "input.bin")
+      const data = Crypto.randomBytes(3 * 1024 * 1024)
+      Fs.writeFileSync(input, data)
+      const result = await runCli([
+        "submit", "--server", pair.local.url, "--on", "box", "--in", `${input}:data/in.bin`, "--out", "out/*.bin",
+        "--wait", "--", "sh", "-c", "mkdir -p out && cp data/in.bin out/copy.bin && exit 7"
+      ], { cwd: pair.dir })
+      assert.strictEqual(result.code, 7, result.stderr)
+      const [record] = await pair.jobs.wait([result.stdout.trim()])
+      assert.strictEqual(record!.outputs.length, 1)
+      assert.isTrue(record!.outputs[0]!.endsWith(Path.join("outputs", "out", "copy.bin")))
+      assert.isTrue(Fs.readFileSync(record!.outputs[0]!).equals(data))
+    }, 60_000)
+  })
+}
+
+describe("terminate and failures", () => {
+  let pair: Pair
+  beforeAll(async () => {
+    pair = await startPair("tcp", ["--remote-heartbeat", "300ms", "--remote-timeout", "3s"])
+  })
+  afterAll(() => stopPair(pair))
+
+  it("kill ends the remote process group at once", async () => {
+    const marker = "remote-sleep-marker"
+    const id = await pair.jobs.submit({ command: ["sh", "-c", `echo $$ > pid; exec sleep 60 # ${marker}`], on: "box" })
+    const pidFile = await eventually(() => {
+      const dir = Path.join(pair.remote.workdir, "jobs", `${id}-1`, "pid")
+      return Fs.existsSync(dir) && Fs.readFileSync(dir, "utf8").trim() !== "" ? dir : undefined
+    }, 20_000, "the remote job to start")
+    const pid = Number(Fs.readFileSync(pidFile, "utf8"))
+    assert.deepStrictEqual(await pair.jobs.kill([id]), [id])
+    const [record] = await pair.jobs.wait([id], { timeout: "20 seconds" })
+    assert.strictEqual(record!.state, "killed")
+    await eventually(() => (isRunning(pid) ? undefined : true), 10_000, "the remote process to end")
+  }, 60_000)
+
+  it("kill -9 of the remote: its jobs are lost within the timeout, retried, and end after a restart", async () => {
+    const ids = await pair.jobs.submitMany(
+      Array.from({ length: 4 }, () => ({ command: ["sleep", "30"], on: "box", retries: 3, timeLimitMs: 60_000 }))
+    )
+    await eventually(async () => {
+      const records = await pair.jobs.list({ ids: [...ids] })
+      // The remote has two cores: two run, two wait in its queue; all four are in its hands.
+      return records.every((r) => r.transportState === "running" || r.transportState === "acknowledged")
+        ? true
+        : undefined
+    }, 20_000, "the jobs to run on the remote")
+    await pair.remote.stop("SIGKILL")
+    const started = Date.now()
+    await eventually(async () => {
+      const attempts = await Promise.all(ids.map((id) => pair.jobs.attempts(id)))
+      return attempts.every((a) => a.length >= 1 && a[0]!.state === "lost") ? true : undefined
+    }, 20_000, "the jobs to be marked lost")
+    assert.isBelow(Date.now() - started, 10_000)
+    // The retries wait for the remote; once it is back they run there and end.
+    const restarted = await startRemote(pair.remote.url, pair.remote.workdir)
+    ;(pair as { remote: RemoteProcess }).remote = restarted
+    await pair.jobs.kill([...ids])
+    const records = await pair.jobs.wait([...ids], { timeout: "30 seconds" })
+    assert.deepStrictEqual(counts(records), { killed: 4 })
+    for (const id of ids) {
+      const attempts = await pair.jobs.attempts(id)
+      assert.strictEqual(attempts[0]!.state, "lost")
+      assert.strictEqual(attempts[0]!.location, "box")
+    }
+  }, 90_000)
+
+  it("an unknown remote is a clear error", async () => {
+    const result = await runCli(["submit", "--server", pair.local.url, "--on", "nowhere", "--", "true"])
+    assert.strictEqual(result.code, 1)
+    assert.include(result.stderr, "unknown remote nowhere (configured: box)")
+  })
+})
+
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
