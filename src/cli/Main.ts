@@ -10,6 +10,7 @@ import type * as RemoteRole from "../roles/RemoteRole.js"
 import * as Secret from "../transport/Secret.js"
 import * as Args from "./Args.js"
 import * as ClientCommands from "./ClientCommands.js"
+import * as ExecCommands from "./ExecCommands.js"
 import * as Output from "./Output.js"
 import * as Usage from "./Usage.js"
 
@@ -88,6 +89,7 @@ const dispatch = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
     const parsed = yield* Args.parse("run", rest, { ...helpOption, ...RunCommand.options }, { positionals: true })
     return Args.flag(parsed, "help") && parsed.rest === undefined ? yield* usage("run") : yield* RunCommand.run(parsed)
   }
+  if (Object.hasOwn(ExecCommands.commands, first)) return yield* ExecCommands.run(first, rest)
   const command = ClientCommands.commands[first]
   if (command === undefined) {
     return yield* new Args.UsageError({ command: undefined, message: `unknown command "${first}"` })
@@ -105,6 +107,7 @@ const usage = (command: string | undefined): Effect.Effect<number> =>
   Effect.as(Output.out(Usage.of(command)), exitCodes.ok)
 
 const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
+  if (ExecCommands.isExecRole(argv)) return yield* ExecCommands.runRole(argv)
   const parsed = yield* Args.parse("local", argv, roleOptions)
   const role = Args.string(parsed, "role")
   if (Args.flag(parsed, "help")) return yield* usage(role === "local" || role === "remote" ? role : undefined)

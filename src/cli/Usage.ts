@@ -11,12 +11,18 @@ Commands (talk to a server; --server URL, default $TROUPE_SERVER or tcp://127.0.
   queue    show queues
   clean    delete old finished jobs
 
+Commands of an exec server (--server URL, default $TROUPE_EXEC_SERVER or tcp://127.0.0.1:7880):
+  exec     run a command remotely; exit with its exit code
+  put      send a local file to the server (resumable, checksummed)
+  get      fetch a file from the server
+
 Commands without a server:
   run      run one command on the embedded runtime and exit with its exit code
 
 Roles:
   --role=local   the job server (owns the job database, serves clients)
   --role=remote  runs the jobs a local server sends it (no database)
+  --role=exec    the remote command server (exec, files, transfers)
 
 Run "troupe help <command>" or "troupe <command> --help" for details.
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
@@ -151,6 +157,48 @@ Options:
   --cores N          cores available to jobs (default: this machine's)
   --secret-file FILE the shared secret (default $TROUPE_SECRET_FILE)
   --insecure         listen beyond loopback without a secret
+`,
+  exec: `Usage: troupe exec [options] -- CMD [ARGS...]
+
+Run a command on an exec server and exit with its exit code (a signal gives
+128 + its number; a command that cannot start gives 127). With one word after
+"--" the word is a shell string; with several they are the argv.
+
+Options:
+  --server URL        the exec server (default $TROUPE_EXEC_SERVER or tcp://127.0.0.1:7880)
+  --stream            print output as it arrives (default: when the command ends)
+  --cwd DIR           working directory on the server (confined to its root)
+  --env NAME=VALUE    an environment variable for the command (repeatable)
+  --timeout DURATION  kill the command and fail after this long
+`,
+  put: `Usage: troupe put [options] LOCAL REMOTE
+
+Send a local file to an exec server in chunks; the server checks its SHA-256
+before it puts it in place. A broken connection is resumed where it stopped.
+
+Options:
+  --server URL   the exec server
+`,
+  get: `Usage: troupe get [options] REMOTE LOCAL
+
+Fetch a file from an exec server (LOCAL ending in / keeps the remote name).
+
+Options:
+  --server URL   the exec server
+`,
+  "exec-role": `Usage: troupe --role=exec [options]
+
+The remote command server: runs commands for clients (output streamed, stdin,
+signals), file commands and transfers. Every path is confined to --root.
+
+Options:
+  --listen URL        endpoint to serve (repeatable; default tcp://127.0.0.1:7880)
+  --root DIR          the directory file commands and cwds are confined to
+                      (default: the working directory)
+  --allow-close       let clients stop the server (closeServer)
+  --secret-file FILE  a shared secret clients must prove they hold (default
+                      $TROUPE_SECRET_FILE); required to listen beyond loopback
+  --insecure          listen beyond loopback without a secret (private networks)
 `
 }
 
