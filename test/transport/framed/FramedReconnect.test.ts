@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import * as Endpoint from "../../../src/transport/Endpoint.js"
 import { connect, serve, waitUntil } from "./fixtures.js"
@@ -101,6 +102,21 @@ describe("Framed transport reconnect", () => {
       for (const key of [...running, ...unsent, ...busy]) assert.strictEqual(invocations.get(key), 1, key)
       assert.isFalse([...invocations.keys()].some((key) => key.startsWith("!")), "no request was interrupted")
       assert.strictEqual(server.clientIds().size, 1, "the same session throughout")
+    }))
+
+  it.scopedLive("a stream cut several times arrives whole and in order", () =>
+    Effect.gen(function*() {
+      const { endpoint, server } = yield* serve()
+      const { client, rpc } = yield* connect(endpoint)
+      const collected = yield* Effect.fork(Stream.runCollect(rpc.Count({ n: 20_000 })))
+      for (let cut = 0; cut < 6; cut++) {
+        yield* Effect.sleep("10 millis")
+        if (cut % 2 === 0) server.dropConnections()
+        else client.dropConnection()
+      }
+      const values = Array.from(yield* Fiber.join(collected))
+      assert.strictEqual(values.length, 20_000)
+      assert.isTrue(values.every((value, i) => value === i + 1))
     }))
 
   it.scopedLive("the client gives up after its window with a typed error; the server then drops the session", () =>
