@@ -108,13 +108,17 @@ describe("Framed transport reconnect", () => {
     Effect.gen(function*() {
       const { endpoint, server } = yield* serve()
       const { client, rpc } = yield* connect(endpoint)
-      const collected = yield* Effect.fork(Stream.runCollect(rpc.Count({ n: 20_000 })))
+      // Small chunks, each acknowledged by the client before the next: the stream spans the cuts.
+      const collected = yield* Effect.fork(Stream.runCollect(rpc.Count({ n: 20_000, chunk: 20 })))
+      let cutsWhileStreaming = 0
       for (let cut = 0; cut < 6; cut++) {
         yield* Effect.sleep("10 millis")
+        if ((yield* Fiber.poll(collected))._tag === "None") cutsWhileStreaming++
         if (cut % 2 === 0) server.dropConnections()
         else client.dropConnection()
       }
       const values = Array.from(yield* Fiber.join(collected))
+      assert.isAtLeast(cutsWhileStreaming, 2)
       assert.strictEqual(values.length, 20_000)
       assert.isTrue(values.every((value, i) => value === i + 1))
     }))

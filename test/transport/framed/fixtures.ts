@@ -20,7 +20,11 @@ import { freePort } from "../../integration/harness.js"
 
 export class TestRpc extends RpcGroup.make(
   Rpc.make("Echo", { payload: { text: Schema.String }, success: Schema.String }),
-  Rpc.make("Count", { payload: { n: Schema.Int }, success: Schema.Int, stream: true }),
+  Rpc.make("Count", {
+    payload: { n: Schema.Int, chunk: Schema.optional(Schema.Int) },
+    success: Schema.Int,
+    stream: true
+  }),
   Rpc.make("Bytes", { payload: { size: Schema.Int }, success: Schema.Uint8ArrayFromSelf }),
   Rpc.make("Upload", { payload: { data: Schema.Uint8ArrayFromSelf }, success: Schema.Int }),
   /** Counts its invocations per key, then answers after `millis`. */
@@ -33,7 +37,7 @@ export type Invocations = Map<string, number>
 export const handlers = (invocations: Invocations = new Map()) =>
   TestRpc.toLayer({
     Echo: ({ text }) => Effect.succeed(text.toUpperCase()),
-    Count: ({ n }) => Stream.range(1, n),
+    Count: ({ chunk, n }) => Stream.range(1, n, chunk),
     Bytes: ({ size }) => Effect.succeed(new Uint8Array(size).fill(7)),
     Upload: ({ data }) => Effect.succeed(data.length),
     Work: ({ key, millis }) =>
