@@ -28,7 +28,7 @@ export interface ClientOptions {
   readonly pingTimeout?: Duration.DurationInput | undefined
   /** The largest frame accepted; default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
-  /** A config file to load (default `./client_conf`, if it exists). */
+  /** A config file to load ("" for none; default `./client_conf`, if it exists). */
   readonly configFile?: string | undefined
   readonly log?: LogFunction | undefined
 }
@@ -63,7 +63,7 @@ export class NetQueueClient {
 
   constructor(options: ClientOptions = {}) {
     this.options = options
-    this.loadConfig(options.configFile ?? Config.defaultClientFile, options.configFile === undefined)
+    if (options.configFile !== "") this.loadConfig(options.configFile ?? Config.defaultClientFile, options.configFile === undefined)
   }
 
   /** Whether this client announces itself a producer. */

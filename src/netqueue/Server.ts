@@ -34,7 +34,7 @@ export interface ServerOptions {
   readonly pingTimeout?: Duration.DurationInput | undefined
   /** The largest frame accepted; default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
-  /** A config file to load (default `./server_conf`, if it exists). */
+  /** A config file to load ("" for none; default `./server_conf`, if it exists). */
   readonly configFile?: string | undefined
   /** The class for per-client state (the seed's ClientConn subclass). */
   readonly clientType?: (new(id: number, address: string) => ClientConn) | undefined
@@ -141,7 +141,7 @@ export class NetQueueServer {
 
   constructor(options: ServerOptions = {}) {
     this.options = options
-    this.loadConfig(options.configFile ?? Config.defaultServerFile, options.configFile === undefined)
+    if (options.configFile !== "") this.loadConfig(options.configFile ?? Config.defaultServerFile, options.configFile === undefined)
     this.policy = resolvePolicy(options.policy ?? this.config["policy"] as Dispatch.PolicyName | undefined)
     this.capacityValue = Math.max(1, options.capacity ?? Config.integer(this.config, "capacity", 1) ?? 10_000)
     this.windowValue = Math.max(1, options.window ?? Config.integer(this.config, "window", 1) ?? 1000)
