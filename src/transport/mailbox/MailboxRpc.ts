@@ -6,8 +6,13 @@ import { MailboxError, MessageId } from "../Mailbox.js"
 /** A file that travels with a message: its path relative to the message's files folder, and its size. */
 export class AttachedFile extends Schema.Class<AttachedFile>("AttachedFile")({
   path: Schema.String,
-  size: Schema.NonNegativeInt
+  size: Schema.NonNegativeInt,
+  /** A small file's bytes, carried in the message itself instead of by Upload or Download. */
+  data: Schema.optional(Schema.Uint8ArrayFromSelf)
 }) {}
+
+/** Files up to this size travel inside their message. */
+export const inlineFileBytes = 64 * 1024
 
 /** One message file as it sits in a folder mailbox (its JSON text, unparsed), with its attached files. */
 export class ShippedMessage extends Schema.Class<ShippedMessage>("ShippedMessage")({
@@ -43,5 +48,5 @@ export class MailboxRpc extends RpcGroup.make(
     error: MailboxError,
     stream: true
   }),
-  Rpc.make("Ack", { payload: { id: MessageId }, error: MailboxError })
+  Rpc.make("Ack", { payload: { ids: Schema.Array(MessageId) }, error: MailboxError })
 ) {}

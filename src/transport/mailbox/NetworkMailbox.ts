@@ -159,7 +159,7 @@ const handlers = (inbox: string, outbox: string, options: MailboxOptions) =>
         const deadline = Date.now() + waitMs
         while (true) {
           const waiting = yield* Spool.listOutbox(outbox)
-          if (waiting.length > 0 || Date.now() >= deadline) return waiting.slice(0, max)
+          if (waiting.length > 0 || Date.now() >= deadline) return Spool.firstBatch(waiting, max)
           yield* outboxChanged.wait.pipe(Effect.timeoutOption(Math.max(1, deadline - Date.now())))
         }
       })
@@ -171,7 +171,7 @@ const handlers = (inbox: string, outbox: string, options: MailboxOptions) =>
         Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
           Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
             new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
-      Ack: ({ id }) => Spool.removeFromOutbox(outbox, id)
+      Ack: ({ ids }) => Effect.forEach(ids, (id) => Spool.removeFromOutbox(outbox, id), { discard: true })
     }
   }))
 
@@ -184,8 +184,9 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions
     )
     while (true) {
       const waiting = yield* Spool.listOutbox(outbox)
-      for (let start = 0; start < waiting.length; start += batchSize) {
-        const batch = waiting.slice(start, start + batchSize)
+      for (let start = 0; start < waiting.length;) {
+        const batch = Spool.firstBatch(waiting.slice(start), batchSize)
+        start += batch.length
         for (const message of batch) yield* uploadFiles(rpc, outbox, message)
         yield* rpc.Deliver({ messages: batch })
         yield* Effect.forEach(batch, (message) => Spool.removeFromOutbox(outbox, message.id), { discard: true })
@@ -195,7 +196,7 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions
   })
 
 const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMessage) =>
-  Effect.forEach(message.files, (file) =>
+  Effect.forEach(message.files.filter((file) => file.data === undefined), (file) =>
     Effect.gen(function*() {
       const local = yield* Spool.attachmentPath(outbox, message.id, file.path)
       let offset = 0
@@ -219,7 +220,7 @@ const pullLoop = (rpc: MailboxRpcClient, inbox: string) =>
     while (true) {
       const arrived = yield* rpc.Pull({ max: batchSize, waitMs: pullWaitMs })
       for (const message of arrived) {
-        for (const file of message.files) {
+        for (const file of message.files.filter((file) => file.data === undefined)) {
           let offset = 0
           yield* rpc.Download({ id: message.id, path: file.path }).pipe(
             Stream.runForEach((data) =>
@@ -233,7 +234,7 @@ const pullLoop = (rpc: MailboxRpcClient, inbox: string) =>
           if (offset === 0) yield* Spool.writeChunk(inbox, message.id, file.path, 0, new Uint8Array(0))
         }
         yield* Spool.deliverToInbox(inbox, message)
-        yield* rpc.Ack({ id: message.id })
       }
+      if (arrived.length > 0) yield* rpc.Ack({ ids: arrived.map((message) => message.id) })
     }
   })

@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { isConfined } from "../folder/FolderMailbox.js"
 import { MailboxError, MessageId } from "../Mailbox.js"
-import { AttachedFile, ShippedMessage } from "./MailboxRpc.js"
+import { AttachedFile, inlineFileBytes, ShippedMessage } from "./MailboxRpc.js"
 
 /**
  * The files of a folder mailbox seen from outside, for shipping them to another machine:
@@ -25,15 +25,47 @@ export const listOutbox = (outbox: string): Effect.Effect<ReadonlyArray<ShippedM
       const id = name.slice(0, -messageSuffix.length)
       if (parsed === undefined || parsed.id !== id || !Schema.is(MessageId)(id)) continue
       const files: Array<AttachedFile> = []
+      let inlineBudget = inlineMessageBytes
       for (const file of parsed.files) {
-        const stat = await fs.promises.stat(path.join(outbox, `${id}${filesSuffix}`, file)).catch(() => undefined)
-        files.push(new AttachedFile({ path: file, size: stat?.size ?? 0 }))
+        const local = path.join(outbox, `${id}${filesSuffix}`, file)
+        const stat = await fs.promises.stat(local).catch(() => undefined)
+        const size = stat?.size ?? 0
+        // Small files ride along in the message: no extra round trip per file.
+        const data = stat !== undefined && size <= inlineFileBytes && size <= inlineBudget
+          ? await fs.promises.readFile(local).catch(() => undefined)
+          : undefined
+        if (data !== undefined) inlineBudget -= data.length
+        files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }))
       }
       found.push({ order: [parsed.sentAt, parsed.seq], message: new ShippedMessage({ id, envelope, files }) })
     }
     found.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1])
     return found.map((entry) => entry.message)
   })
+
+/** The first messages that fit one call: at most `count`, and their inline bytes at most `bytes` (one always goes). */
+export const firstBatch = (
+  messages: ReadonlyArray<ShippedMessage>,
+  count: number,
+  bytes: number = batchInlineBytes
+): ReadonlyArray<ShippedMessage> => {
+  let total = 0
+  let n = 0
+  while (n < messages.length && n < count) {
+    const size = inlineSize(messages[n]!) + messages[n]!.envelope.length
+    if (n > 0 && total + size > bytes) break
+    total += size
+    n++
+  }
+  return messages.slice(0, n)
+}
+
+const inlineSize = (message: ShippedMessage): number =>
+  message.files.reduce((sum, file) => sum + (file.data?.length ?? 0), 0)
+
+// A message carries at most 1 MiB of small files; a call carries at most 4 MiB of them.
+const inlineMessageBytes = 1024 * 1024
+const batchInlineBytes = 4 * 1024 * 1024
 
 /** Removes a shipped message and its files from an outbox. */
 export const removeFromOutbox = (outbox: string, id: string): Effect.Effect<void, MailboxError> =>
@@ -106,6 +138,9 @@ export const writeChunk = (
  */
 export const deliverToInbox = (inbox: string, message: ShippedMessage): Effect.Effect<void, MailboxError> =>
   Effect.gen(function*() {
+    for (const file of message.files) {
+      if (file.data !== undefined) yield* writeChunk(inbox, message.id, file.path, 0, file.data)
+    }
     for (const file of message.files) {
       const local = yield* attachmentPath(inbox, message.id, file.path)
       const size = yield* Effect.promise(() => fs.promises.stat(local).then((s) => s.size, () => -1))
