@@ -18,4 +18,9 @@ export interface Dispatch {
   readonly cancel: (jobs: ReadonlyArray<readonly [id: JobId, reason: string]>) => void
   /** Ids whose runners are alive in this process now. */
   readonly running: () => ReadonlySet<JobId>
+  /**
+   * Give runners back to attempts that are still running elsewhere (on a remote) after this
+   * process restarted: the runner picks the attempt up where it is, without starting it again.
+   */
+  readonly adopt: (attempts: ReadonlyArray<{ readonly job: ReadyJob; readonly attempt: number }>) => void
 }

@@ -345,8 +345,17 @@ export const make = (deps: LedgerDeps) => {
         }
       }
       // Runs that were under way when the previous owner died are lost; retries may run them again.
+      // A run on a remote carried on without us: its runner picks it up again, and the remote's
+      // answer (kept in its outbox, or already in our spool) ends it.
       for (const job of Array.from(table.live.values())) {
         if (job.state !== "running" || alive.has(job.id)) continue
+        if (job.spec.on !== undefined) {
+          tx.adopt.push({
+            job: { id: job.id, queue: job.queue, priority: job.priority, spec: job.spec, runAfter: null },
+            attempt: job.attempts
+          })
+          continue
+        }
         const details = { reason: "the process running it stopped (crash or kill -9)" }
         if (job.attempts < job.maxAttempts) table.retry(job, "lost", tx, details)
         else table.move(job, "lost", tx, details)
@@ -376,6 +385,7 @@ export const make = (deps: LedgerDeps) => {
         yield* store.commit(tx.inserts, tx.transitions, tx.progress)
       }
       if (tx.ready.length > 0) deps.dispatch.enqueue(tx.ready)
+      if (tx.adopt.length > 0) deps.dispatch.adopt(tx.adopt)
       if (tx.cancel.length > 0) deps.dispatch.cancel(tx.cancel)
       for (const record of tx.finished) deps.completions.complete(record)
       if (tx.transitions.length > 0 && deps.wantsEvents()) deps.publish(tx.transitions.map((t) => eventOf(t, tx)))

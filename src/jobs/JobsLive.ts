@@ -111,6 +111,11 @@ export const make = (options: RuntimeOptions) =>
         const ids = new Set<JobId>()
         for (const handle of queues.values()) for (const id of handle.running.keys()) ids.add(id)
         return ids
+      },
+      adopt: (attempts) => {
+        for (const entry of attempts) {
+          queueFor(entry.job.queue).actor.unsafeTell({ _tag: "Adopt", attempts: [entry] })
+        }
       }
     }
 

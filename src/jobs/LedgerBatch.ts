@@ -11,6 +11,7 @@ export class Batch {
   readonly transitions: Array<TransitionRow> = []
   readonly progress: Array<ProgressRow> = []
   readonly ready: Array<ReadyJob> = []
+  readonly adopt: Array<{ readonly job: ReadyJob; readonly attempt: number }> = []
   readonly cancel: Array<readonly [JobId, string]> = []
   readonly finished: Array<JobRecord> = []
   readonly replies: Array<() => void> = []

@@ -37,7 +37,11 @@ export const QueueMessage = Schema.Union(
   /** Drop or interrupt jobs being killed. */
   Schema.TaggedStruct("Cancel", { jobs: Schema.Array(Schema.Tuple(JobId, Schema.String)) }),
   /** A delayed retry is due. */
-  Schema.TaggedStruct("Wake", {})
+  Schema.TaggedStruct("Wake", {}),
+  /** Attempts still running elsewhere (a remote) after a restart: run their runners again. */
+  Schema.TaggedStruct("Adopt", {
+    attempts: Schema.Array(Schema.Struct({ job: ReadyJobSchema, attempt: Schema.Int }))
+  })
 )
 /** A message to a queue actor. */
 export type QueueMessage = typeof QueueMessage.Type
@@ -133,6 +137,17 @@ export const make = (options: {
             killReasons.set(id, reason)
             const fiber = running.get(id)
             if (fiber !== undefined) Effect.runFork(Fiber.interruptFork(fiber))
+          }
+          break
+        case "Adopt":
+          for (const { attempt, job } of message.attempts) {
+            if (cores.has(job.id)) continue
+            cores.set(job.id, 0)
+            Effect.runFork(
+              Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
+                Effect.map((fiber) => void running.set(job.id, fiber))
+              )
+            )
           }
           break
         case "Wake":

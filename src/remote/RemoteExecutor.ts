@@ -74,6 +74,15 @@ interface Remote {
   readonly run: (request: RunRequest) => Effect.Effect<RunOutcome>
 }
 
+interface Waiter {
+  readonly events: Queue.Queue<Event>
+  /** When the submit went into the outbox. */
+  sentAt: number
+}
+
+// How many early states are kept for runners that have not started waiting yet.
+const maxUnclaimed = 10_000
+
 type Event =
   | { readonly _tag: "State"; readonly signal: StateSignal; readonly files: ReadonlyMap<string, string> }
   | { readonly _tag: "Lost"; readonly reason: string }
@@ -123,7 +132,12 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
     ).pipe(Effect.orDie)
     const heartbeatMs = options.heartbeatMs ?? 2000
     const deadAfterMs = options.deadAfterMs ?? 10_000
-    const waiters = new Map<string, Queue.Queue<Event>>()
+    const waiters = new Map<string, Waiter>()
+    // States that came before anyone waited for them (after a restart, answers arrive before the
+    // runners are back); a runner takes its own when it starts waiting.
+    const unclaimed = new Map<string, Array<Event>>()
+    // When each isalive went out: an answer speaks for every submit sent before it.
+    const asked = new Map<string, number>()
     // The last sign of life, or when we started waiting on an idle remote, whichever is later.
     let lastHeard = Date.now()
 
@@ -131,11 +145,29 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
       Effect.suspend(() => {
         lastHeard = Date.now()
         const message = delivery.message
+        if (message._tag === "alive") return settleForgotten(message.nonce, message.running)
         if (message._tag !== "state") return Effect.void
-        const waiter = waiters.get(`${message.id}-${message.attempt}`)
-        return waiter === undefined
-          ? Effect.logDebug(`a state for ${message.id} attempt ${message.attempt}, which nobody waits for`)
-          : Queue.offer(waiter, { _tag: "State", signal: message, files: delivery.files })
+        const key = `${message.id}-${message.attempt}`
+        const event: Event = { _tag: "State", signal: message, files: delivery.files }
+        const waiter = waiters.get(key)
+        if (waiter !== undefined) return Queue.offer(waiter.events, event)
+        if (unclaimed.size >= maxUnclaimed) unclaimed.delete(unclaimed.keys().next().value!)
+        unclaimed.set(key, [...(unclaimed.get(key) ?? []), event])
+        return Effect.void
+      })
+
+    // The remote handles its inbox in order, so its answer to an isalive sent after our submit has
+    // seen that submit. An attempt it no longer runs, whose end we never got, has lost its answer.
+    const settleForgotten = (nonce: string, running: ReadonlyArray<{ readonly id: string; readonly attempt: number }>) =>
+      Effect.suspend(() => {
+        const askedAt = asked.get(nonce)
+        asked.delete(nonce)
+        if (askedAt === undefined) return Effect.void
+        const alive = new Set(running.map((r) => `${r.id}-${r.attempt}`))
+        return Effect.forEach(waiters, ([key, waiter]) =>
+          waiter.sentAt < askedAt && !alive.has(key)
+            ? Queue.offer(waiter.events, { _tag: "Lost", reason: `remote ${name} no longer has this attempt, and its end never arrived` })
+            : Effect.void, { discard: true })
       })
 
     yield* mailbox.messages.pipe(
@@ -152,13 +184,14 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
       }
       if (Date.now() - lastHeard > deadAfterMs) {
         const reason = `remote ${name} did not answer for ${Math.round((Date.now() - lastHeard) / 1000)} s`
-        for (const waiter of waiters.values()) yield* Queue.offer(waiter, { _tag: "Lost", reason })
+        for (const waiter of waiters.values()) yield* Queue.offer(waiter.events, { _tag: "Lost", reason })
         lastHeard = Date.now()
         return
       }
-      yield* mailbox.send(new IsAliveSignal({ nonce: Crypto.randomUUID() }), Crypto.randomUUID()).pipe(
-        Effect.catchAll(() => Effect.void)
-      )
+      const nonce = Crypto.randomUUID()
+      for (const [old, at] of asked) if (Date.now() - at > 10 * deadAfterMs) asked.delete(old)
+      asked.set(nonce, Date.now())
+      yield* mailbox.send(new IsAliveSignal({ nonce }), Crypto.randomUUID()).pipe(Effect.catchAll(() => Effect.void))
     }).pipe(Effect.repeat(Schedule.spaced(heartbeatMs)), Effect.forkScoped)
 
     const run = (request: RunRequest): Effect.Effect<RunOutcome> =>
@@ -166,8 +199,11 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         const key = `${request.id}-${request.attempt}`
         const events = yield* Queue.unbounded<Event>()
         if (waiters.size === 0) lastHeard = Date.now()
-        waiters.set(key, events)
+        const waiter: Waiter = { events, sentAt: Infinity }
+        waiters.set(key, waiter)
         yield* Effect.addFinalizer(() => Effect.sync(() => waiters.delete(key)))
+        yield* Queue.offerAll(events, unclaimed.get(key) ?? [])
+        unclaimed.delete(key)
         const pairs = inputPairs(request.spec)
         const inputs = yield* Effect.promise(() =>
           Promise.all(pairs.map(async ([local, remote]) => {
@@ -188,7 +224,9 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
           ...(spec.name === undefined ? {} : { name: spec.name }),
           ...(inputs.length === 0 ? {} : { inputs })
         })
+        // After a restart this repeats the submit of an attempt the remote has: it runs nothing twice.
         yield* mailbox.send(new SubmitSignal({ job }), `${key}-submit`, Object.fromEntries(pairs)).pipe(Effect.orDie)
+        waiter.sentAt = Date.now()
         request.progress?.("sent")
         while (true) {
           const event = yield* Queue.take(events)

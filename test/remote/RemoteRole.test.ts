@@ -170,6 +170,40 @@ describe("terminate and failures", () => {
     }
   }, 90_000)
 
+  it("kill -9 of the local server: the remote finishes, and after a restart the results are recorded", async () => {
+    const ids = await pair.jobs.submitMany(
+      Array.from({ length: 3 }, (_, i) => ({
+        command: ["sh", "-c", `sleep 1; echo result-${i} > out.txt`],
+        on: "box",
+        outputs: ["out.txt"]
+      }))
+    )
+    await eventually(async () => {
+      const records = await pair.jobs.list({ ids: [...ids] })
+      return records.every((r) => r.transportState === "running" || r.transportState === "acknowledged") ? true : undefined
+    }, 20_000, "the jobs to reach the remote")
+    await pair.jobs.close()
+    await pair.local.stop("SIGKILL")
+    // The remote carries on and finishes while the local server is down.
+    await eventually(() =>
+      ids.every((id) => Fs.existsSync(Path.join(pair.remote.workdir, "jobs", `${id}-1`, ".troupe", "state.json")))
+        ? true
+        : undefined, 30_000, "the remote to finish the jobs")
+    const local = await startLocal({
+      dir: pair.local.dir,
+      extraArgs: ["--remote", `box=${pair.remote.url}`, "--remote-heartbeat", "300ms", "--remote-timeout", "3s"]
+    })
+    ;(pair as { local: LocalServer }).local = local
+    const jobs = await connectJobs(local.url)
+    ;(pair as { jobs: JobsConnection }).jobs = jobs
+    const records = await jobs.wait([...ids], { timeout: "30 seconds" })
+    assert.deepStrictEqual(counts(records), { completed: 3 })
+    for (const record of records) {
+      assert.strictEqual(record.attempts, 1, "the results of the first attempts are recorded, nothing ran again")
+      assert.strictEqual(Fs.readFileSync(record.outputs[0]!, "utf8"), `result-${ids.indexOf(record.id)}\n`)
+    }
+  }, 90_000)
+
   it("an unknown remote is a clear error", async () => {
     const result = await runCli(["submit", "--server", pair.local.url, "--on", "nowhere", "--", "true"])
     assert.strictEqual(result.code, 1)
