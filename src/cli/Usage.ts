@@ -16,6 +16,12 @@ Commands of an exec server (--server URL, default $TROUPE_EXEC_SERVER or tcp://1
   put      send a local file to the server (resumable, checksummed)
   get      fetch a file from the server
 
+Commands of a Net Queue node (--server framed://HOST:PORT, default
+$TROUPE_QUEUE_SERVER or framed://127.0.0.1:7979):
+  enqueue       put items into a queue node, as a producer
+  dequeue       take items from a queue node, as a consumer; one per line
+  queue-status  show a queue node's children, their load and state
+
 Commands without a server:
   run      run one command on the embedded runtime and exit with its exit code
 
@@ -23,6 +29,7 @@ Roles:
   --role=local   the job server (owns the job database, serves clients)
   --role=remote  runs the jobs a local server sends it (no database)
   --role=exec    the remote command server (exec, files, transfers)
+  --role=queue   a Net Queue node in a tree (framed://, the original protocol)
 
 Run "troupe help <command>" or "troupe <command> --help" for details.
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
@@ -199,6 +206,60 @@ Options:
   --secret-file FILE  a shared secret clients must prove they hold (default
                       $TROUPE_SECRET_FILE); required to listen beyond loopback
   --insecure          listen beyond loopback without a secret (private networks)
+`
+,
+  enqueue: `Usage: troupe enqueue [options] ITEM...
+
+Put items into a Net Queue node as a producer (STATUS producer=1). Exits 0
+once the node holds them (a Troupe node acknowledges them; for an original
+Net Queue server, once they are written). Items may not contain newlines.
+
+Options:
+  --server URL         the node, framed://HOST:PORT
+  --timeout DURATION   how long the node may take to accept them (default 5s);
+                       exit 3 after it (the node is full)
+`,
+  dequeue: `Usage: troupe dequeue [options]
+
+Take items from a Net Queue node as a consumer and print each on its own
+line. Items are acknowledged as they are printed; a Troupe node gives items
+it sent but this command did not take to another consumer.
+
+Options:
+  --server URL         the node, framed://HOST:PORT
+  --count N            how many items to take (default 1)
+  --timeout DURATION   give up after this long (exit 3); default: wait
+`,
+  "queue-status": `Usage: troupe queue-status [options]
+
+Show a Troupe queue node: its parent, policy and held items, and each child
+with its role (producer or consumer), protocol (troupe or plain), state
+(ready, full, window-full), load, items in flight and window.
+(\`troupe status\` is the job server's command.)
+
+Options:
+  --server URL         the node, framed://HOST:PORT
+  --json               print the report as JSON
+  --timeout DURATION   how long to wait for the report (default 5s)
+`,
+  "queue-role": `Usage: troupe --role=queue --listen framed://HOST:PORT [options]
+
+A Net Queue tree node: the server for its children and a client of its
+parent. Items flow down: each item reaching the node goes to one ready
+consumer child by the policy, or is held (for local get) when none is ready.
+Speaks the original Net Queue protocol; Troupe peers add acknowledgements
+(at-least-once). See docs/NETQUEUE.md.
+
+Options:
+  --listen URL            where children connect (default framed://127.0.0.1:7979)
+  --parent URL            the parent node or Net Queue server
+  --policy P              round-robin (default), least-loaded, random, weighted
+  --window N              items in flight per child (default 1000)
+  --capacity N            items the node holds (default 10000)
+  --ping-interval DURATION  PING children and parent this often (default 5s)
+  --ping-timeout DURATION   drop a peer with no PONG for this long (default 15s)
+  --config FILE           a server config file (flags win)
+  --insecure              listen beyond loopback (Net Queue has no authentication)
 `
 }
 

@@ -3,6 +3,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { RestartPolicy } from "../actors/Supervisor.js"
 import { Supervisor } from "../actors/Supervisor.js"
@@ -154,7 +155,11 @@ const parentLink = (node: NetQueueNode, parent: Address, options: ClientOptions)
     Effect.sync(() => node.makeParentLink(options)),
     (link) =>
       Effect.gen(function*() {
-        yield* Effect.tryPromise({ try: () => link.connect(parent.host, parent.port), catch: (e) => e as ConnectFailed })
+        // Connecting is retried here (a parent that is not up yet is normal); the supervisor restarts a lost link.
+        yield* Effect.tryPromise({ try: () => link.connect(parent.host, parent.port), catch: (e) => e as ConnectFailed }).pipe(
+          Effect.tapError((error) => Effect.logWarning(`parent link: ${error.message}; retrying`)),
+          Effect.retry(Schedule.exponential("50 millis").pipe(Schedule.either(Schedule.spaced("2 seconds"))))
+        )
         node.attachParent(link)
         yield* Effect.logInfo(`connected to parent ${link.url}${link.troupeServer ? " (Troupe: at-least-once)" : " (plain Net Queue: at-most-once)"}`)
         return yield* Effect.async<never, ParentLost>((resume) => {

@@ -60,6 +60,11 @@ export class ClientConn implements Dispatch.Candidate {
   weight = 1
   /** The window the client asked for (STATUS `window`); the server uses the smaller of this and its own. */
   requestedWindow: number | undefined = undefined
+  /**
+   * The client answered the server's first PING. Only then does it get items: a client sends its
+   * STATUS (if any) on the server's CONN, before that PONG, so a producer is never sent items by mistake.
+   */
+  greeted = false
   /** @internal */
   peer!: Peer
 
@@ -334,7 +339,7 @@ export class NetQueueServer {
     if (this.held.length === 0) return false
     let consumers = 0
     for (const client of this.clients) {
-      if (client.producer || !client.peer.connected) continue
+      if (client.producer || !client.greeted) continue
       consumers++
       if (this.isReady(client)) return false
     }
@@ -451,7 +456,7 @@ export class NetQueueServer {
     let placed = 0
     const attempt = sendAll
       ? () => {
-        const consumers = this.clients.filter((client) => !client.producer && client.peer.connected)
+        const consumers = this.clients.filter((client) => !client.producer && client.greeted && !client.peer.isClosed)
         if (consumers.length === 0) return false
         for (const client of consumers) for (const item of items) client.peer.sendItem(item, undefined, broadcastSeq)
         placed = items.length
@@ -525,7 +530,7 @@ export class NetQueueServer {
 
   private isReady(client: ClientConn): boolean {
     const peer = client.peer
-    if (!peer.connected || peer.isClosed || client.producer || client.full) return false
+    if (!client.greeted || peer.isClosed || client.producer || client.full) return false
     if (peer.outstanding >= this.windowOf(client)) return false
     return peer.troupe || peer.buffered < this.plainWindowBytes
   }
@@ -606,6 +611,7 @@ export class NetQueueServer {
       peer.owner = client
       this.clients.push(client)
       peer.send(Wire.conn)
+      peer.send(Wire.ping)
       const status = this.getStatus()
       if (status !== undefined) peer.send(Wire.encodeStatus(status))
       this.accepted++
@@ -639,6 +645,12 @@ export class NetQueueServer {
       if (this.held.length >= this.capacityValue && (client.producer || !peer.troupe)) peer.pause()
       this.messages++
       this.getWaiters.polls.run()
+    },
+    onPong: (peer) => {
+      const client = peer.owner as ClientConn
+      if (client.greeted) return
+      client.greeted = true
+      this.pump()
     },
     onReport: (peer) => {
       peer.send(Wire.encodeReport(JSON.stringify(this.report())))

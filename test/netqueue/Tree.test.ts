@@ -96,6 +96,8 @@ describe("Net Queue trees", () => {
       const silent = yield* Effect.promise(() => RawPeer.connect(server.port))
       silent.send(1)
       silent.send(3, "troupe=1")
+      yield* Effect.promise(() => silent.waitFor(4))
+      silent.send(5) // answers the first PING only
       yield* Effect.promise(() => silent.waitFor(3))
       yield* Effect.promise(() => server.put(["a", "b", "c"]))
       yield* Effect.promise(() => silent.waitItems(3))
@@ -106,7 +108,8 @@ describe("Net Queue trees", () => {
       // A silent plain child: its items were written, and are not sent again (the original's at-most-once).
       const plain = yield* Effect.promise(() => RawPeer.connect(server.port))
       plain.send(1)
-      yield* Effect.promise(() => plain.waitFor(1))
+      yield* Effect.promise(() => plain.waitFor(4))
+      plain.send(5)
       yield* Effect.promise(() => server.put(["p"]))
       yield* Effect.promise(() => plain.waitItems(1))
       yield* Effect.promise(() => plain.waitClosed(3000))
