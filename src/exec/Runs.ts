@@ -102,7 +102,11 @@ export const make = (options: RunsOptions = {}): Effect.Effect<Runs["Type"], nev
         const events = Stream.repeatEffectChunkOption(
           Effect.flatMap(run.log.take(token), (taken) => {
             if (taken.length === 0) return Effect.fail(Option.none())
-            if (taken[taken.length - 1]!._tag === "Exited") run.delivered = true
+            if (taken[taken.length - 1]!._tag === "Exited") {
+              // The reader has the end: the command leaves the table before the reader hears of it.
+              run.delivered = true
+              runs.delete(run.id)
+            }
             return Effect.succeed(Chunk.unsafeFromArray<ExecEvent>(taken as Array<ExecEvent>))
           })
         )
