@@ -50,7 +50,7 @@ export const run = Effect.fnUntraced(function*(name: string, argv: ReadonlyArray
   return yield* Effect.acquireUseRelease(
     Effect.succeed(connection),
     (connection) =>
-      Effect.zipRight(connection.connect(), command.run(parsed, connection)).pipe(
+      Effect.zipRight(connection.connect({ retryRefused: false }), command.run(parsed, connection)).pipe(
         Effect.catchTags({ ClientError: reportClient, ExecError: reportExec })
       ),
     (connection) => connection.close

@@ -40,6 +40,14 @@ export interface AddOptions extends ExecClientOptions {
   readonly transport?: "tcp" | "framed" | undefined
 }
 
+/** How `connect` waits. */
+export interface ConnectOptions {
+  /** How long to keep trying; default the client's connectTimeout, else 5 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Try again while the server refuses connections (not started yet), until the timeout; default true. */
+  readonly retryRefused?: boolean | undefined
+}
+
 /** The seed's per-call option shared by every server command: how long to wait for it to go through. */
 export interface CallOptions {
   /** How long to wait; with `complete` the whole command, else until it has started. Default: no limit. */
@@ -116,7 +124,7 @@ export class ExecConnection {
    * Connects, retrying a server that is not listening yet until `timeout` (default 5 s) passes; then
    * fails with ClientError "unreachable" (or "timeout"). A refused secret fails at once.
    */
-  connect(options: CallOptions = {}): Effect.Effect<void, ClientError | SecretError> {
+  connect(options: ConnectOptions = {}): Effect.Effect<void, ClientError | SecretError> {
     return this.gate.withPermits(1)(Effect.suspend(() => this.live !== undefined ? Effect.void : this.open(options)))
   }
 
@@ -329,7 +337,7 @@ export class ExecConnection {
   // ---------------------------------------------------------------------------------------------
   // private
 
-  private open(options: CallOptions): Effect.Effect<void, ClientError | SecretError> {
+  private open(options: ConnectOptions): Effect.Effect<void, ClientError | SecretError> {
     const timeout = Duration.decode(options.timeout ?? this.options.connectTimeout ?? Duration.seconds(5))
     const deadline = Date.now() + Duration.toMillis(timeout)
     return Effect.gen(this, function*() {
@@ -350,7 +358,8 @@ export class ExecConnection {
         Effect.retry({
           schedule: Schedule.exponential("50 millis", 1.5).pipe(Schedule.union(Schedule.spaced("1 second"))),
           while: (error: ConnectFailed) =>
-            (error.reason === "refused" || error.reason === "not-found") && Date.now() < deadline
+            options.retryRefused !== false && (error.reason === "refused" || error.reason === "not-found") &&
+            Date.now() < deadline
         }),
         Effect.mapError((error) => this.unreachable(error, timeout)),
         Effect.tapError(() => Scope.close(scope, Exit.void))
@@ -590,8 +599,8 @@ export class ExecConnection {
   }
 }
 
-/** A pool of exec connections, one per server (the seed's client pool). */
-export class ExecClients extends Context.Tag("troupe/client/ExecClients")<ExecClients, {
+/** A pool of exec connections, one per server (the seed's client pool), for Effect code. */
+export class ExecPool extends Context.Tag("troupe/client/ExecPool")<ExecPool, {
   /** The connection to a server (`tcp://host:port`, any endpoint URL, or a host with `port`), made unconnected; the same server gives the same connection. */
   readonly add: (hostOrUrl: string, options?: AddOptions) => Effect.Effect<ExecConnection, InvalidEndpoint>
   /** The pooled connection to a URL, if any. */
@@ -602,21 +611,21 @@ export class ExecClients extends Context.Tag("troupe/client/ExecClients")<ExecCl
   readonly closeAll: Effect.Effect<void>
 }>() {
   /** A pool for the layer's lifetime; every connection is closed with it. */
-  static readonly layer: Layer.Layer<ExecClients> = Layer.scoped(ExecClients, Effect.suspend(() => makePool))
+  static readonly layer: Layer.Layer<ExecPool> = Layer.scoped(ExecPool, Effect.suspend(() => makePool))
 }
 
 /** A pool whose connections are closed when the scope closes. */
-export const makePool: Effect.Effect<ExecClients["Type"], never, Scope.Scope> = Effect.gen(function*() {
+export const makePool: Effect.Effect<ExecPool["Type"], never, Scope.Scope> = Effect.gen(function*() {
   const pool = makePoolUnscoped()
   yield* Effect.addFinalizer(() => pool.closeAll)
   return pool
 })
 
 /** A pool without a scope (the Promise facade's); call `closeAll` when done. */
-export const makePoolUnscoped = (): ExecClients["Type"] => {
+export const makePoolUnscoped = (): ExecPool["Type"] => {
   const connections = new Map<string, ExecConnection>()
   const closeAll = Effect.suspend(() => Effect.forEach(Array.from(connections.values()), (c) => c.close, { discard: true }))
-  return ExecClients.of({
+  return ExecPool.of({
     add: (hostOrUrl, options = {}) =>
       Effect.map(endpointOf(hostOrUrl, options), (endpoint) => {
         const url = Endpoint.format(endpoint)
@@ -637,7 +646,7 @@ export const makePoolUnscoped = (): ExecClients["Type"] => {
 /** Connects to the exec server at a URL for the current scope: closed (and its commands killed) when the scope ends. */
 export const connect = (
   url: string,
-  options: ExecClientOptions & CallOptions = {}
+  options: ExecClientOptions & ConnectOptions = {}
 ): Effect.Effect<ExecConnection, ClientError | InvalidEndpoint | SecretError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.flatMap(Endpoint.parse(url), (endpoint) => {

@@ -32,3 +32,23 @@ export { JobSpec } from "../domain/JobSpec.js"
 export { JobState, terminalStates, activeStates, badStates, isTerminal } from "../domain/JobState.js"
 export type { JobSpecInput } from "../jobs/Jobs.js"
 export type { OutputChannel } from "../protocol/JobsRpc.js"
+export {
+  connect as connectExec,
+  ExecConnection,
+  ExecPool,
+  makePool as makeExecPool
+} from "./ExecClient.js"
+export type {
+  AddOptions,
+  CallOptions,
+  ConnectOptions,
+  ExecClientError,
+  ExecClientOptions,
+  ExecOptions,
+  TransferOptions,
+  TransferResult
+} from "./ExecClient.js"
+export { ExecListener, ExecResult } from "./ExecListener.js"
+export { ExecClientPool, ExecClients, PromiseExecConnection, PromiseExecListener } from "./ExecPromiseClient.js"
+export { ClientError, ExecError } from "../exec/Errors.js"
+export { ExecId, FileInfo, OsInfo, Output as ExecOutput, RunInfo } from "../protocol/ExecRpc.js"
