@@ -59,11 +59,14 @@ export const run = (
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
       Effect.suspend(() => {
-        entry.state = to
+        const ends = to !== "acknowledged" && to !== "running"
+        // An attempt counts as running (for isalive) until its end is in the outbox: an answer
+        // that left before the end would tell the local server the end was lost.
+        if (!ends) entry.state = to
         if (to === "running") entry.startedAt = Date.now()
         if (details.at !== undefined) entry.finishedAt = details.at
         entry.exitCode = details.exitCode ?? null
-        return send(
+        return Effect.ensuring(send(
           new StateSignal({
             id: entry.job.id,
             attempt: entry.job.attempt,
@@ -75,7 +78,9 @@ export const run = (
             logs: details.files !== undefined
           }),
           details.files
-        )
+        ), Effect.sync(() => {
+          entry.state = to
+        }))
       })
 
     const runAttempt = (entry: Entry) =>

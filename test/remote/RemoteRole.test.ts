@@ -91,7 +91,7 @@ for (const scheme of ["tcp", "unix", "framed", "folder"]) {
         Array.from({ length: many }, (_, i) => ({ command: ["sh", "-c", `echo job-${i}`], on: "box" }))
       )
       const records = await pair.jobs.wait(ids, { timeout: "120 seconds" })
-      assert.deepStrictEqual(counts(records), { completed: many })
+      assert.deepStrictEqual(counts(records), { completed: many }, JSON.stringify(records.filter((r) => r.state !== "completed")))
       assert.isTrue(records.every((r) => r.location === "box" && r.attempts === 1))
       // The remote ran each attempt exactly once: one folder per attempt.
       const folders = Fs.readdirSync(Path.join(pair.remote.workdir, "jobs"))
