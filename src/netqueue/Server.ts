@@ -61,8 +61,9 @@ export class ClientConn implements Dispatch.Candidate {
   /** The window the client asked for (STATUS `window`); the server uses the smaller of this and its own. */
   requestedWindow: number | undefined = undefined
   /**
-   * The client answered the server's first PING. Only then does it get items: a client sends its
-   * STATUS (if any) on the server's CONN, before that PONG, so a producer is never sent items by mistake.
+   * The client may get items: it sent its STATUS, or answered the server's first PING, or 200 ms
+   * passed since CONN. A client sends its STATUS (if any) on the server's CONN, before that PONG,
+   * so a producer is not sent items before it has said it is one.
    */
   greeted = false
   /** @internal */
@@ -612,6 +613,8 @@ export class NetQueueServer {
       this.clients.push(client)
       peer.send(Wire.conn)
       peer.send(Wire.ping)
+      // A client that never answers that PING (one that reads CONN and drops what came with it) still gets items.
+      setTimeout(() => this.greet(client), Math.min(greetingMs, this.peerOptions.pingIntervalMs)).unref()
       const status = this.getStatus()
       if (status !== undefined) peer.send(Wire.encodeStatus(status))
       this.accepted++
@@ -631,6 +634,7 @@ export class NetQueueServer {
         peer.send(Wire.encodeStatus(Status.format({ troupe: Wire.troupeVersion }) + (own !== undefined ? ` ${own}` : "")))
       }
       this.handleClientStatus(client, text)
+      client.greeted = true
       this.messages++
       this.getWaiters.polls.run()
       this.pump()
@@ -646,17 +650,18 @@ export class NetQueueServer {
       this.messages++
       this.getWaiters.polls.run()
     },
-    onPong: (peer) => {
-      const client = peer.owner as ClientConn
-      if (client.greeted) return
-      client.greeted = true
-      this.pump()
-    },
+    onPong: (peer) => this.greet(peer.owner as ClientConn),
     onReport: (peer) => {
       peer.send(Wire.encodeReport(JSON.stringify(this.report())))
     },
     onWindow: () => this.pump(),
     onClose: (peer, closed, leftover) => this.onPeerClosed(peer, closed, leftover)
+  }
+
+  private greet(client: ClientConn): void {
+    if (client.greeted || client.peer.isClosed) return
+    client.greeted = true
+    this.pump()
   }
 
   private onPeerClosed(peer: Peer, closed: PeerClosed, leftover: { items: Array<string>; origins: Array<Origin | undefined>; seqs: Array<number> }): void {
@@ -702,6 +707,8 @@ class WaitersHolder {
 }
 
 const noop = (): void => {}
+
+const greetingMs = 200
 
 const fail = <E>(callback: Callback<never, E>, error: E): () => void => {
   callback(Either.left(error))
