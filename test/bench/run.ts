@@ -11,7 +11,8 @@ const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./jobs-shell.js").then((m) => m.bench),
   () => import("./jobs-list.js").then((m) => m.bench),
   () => import("./cluster-entity.js").then((m) => m.bench),
-  () => import("./transports.js").then((m) => m.bench)
+  () => import("./transports.js").then((m) => m.bench),
+  () => import("./netqueue.js").then((m) => m.bench)
 ]
 
 const cpuModel = (): string => {
