@@ -1,5 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
+
+// The signals open in this process, by folder, for `touch`.
+const live = new Map<string, Set<ChangeSignal>>()
 
 /**
  * Wakes a waiting reader when something in a directory changes (`fs.watch`, a hint that can be
@@ -14,6 +18,19 @@ export class ChangeSignal {
 
   constructor(private readonly dir: string, private readonly intervalMs: number) {
     this.ensureWatcher()
+    const key = path.resolve(dir)
+    let set = live.get(key)
+    if (set === undefined) live.set(key, set = new Set())
+    set.add(this)
+  }
+
+  /**
+   * Wakes every signal on `dir` in this process at once. Writers in the same process call it
+   * after they change the folder, so a reader need not wait for the file-system event.
+   */
+  static touch(dir: string): void {
+    const set = live.get(path.resolve(dir))
+    if (set !== undefined) for (const signal of set) signal.notify()
   }
 
   /** Waits for the next change notification, or the interval, whichever comes first. */
@@ -39,6 +56,9 @@ export class ChangeSignal {
   /** Stops watching. */
   close(): void {
     this.closed = true
+    const key = path.resolve(this.dir)
+    live.get(key)?.delete(this)
+    if (live.get(key)?.size === 0) live.delete(key)
     this.watcher?.close()
     this.watcher = undefined
   }

@@ -77,6 +77,7 @@ export const make = <A, I>(
         })
         const text = JSON.stringify({ troupe: formatVersion, id, sentAt: Date.now(), seq: seq++, files: pairs.map(([, r]) => r), body })
         yield* io(`write message ${id}`, () => writeAtomic(path.join(outbox, tmpDir), path.join(outbox, `${id}${messageSuffix}`), text))
+        ChangeSignal.touch(outbox)
       })
 
     // Reads one message file; a file that is not a message is quarantined and yields nothing.

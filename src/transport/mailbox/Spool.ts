@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { ChangeSignal } from "../../internal/ChangeSignal.js"
 import { isConfined } from "../folder/FolderMailbox.js"
 import { MailboxError, MessageId } from "../Mailbox.js"
 import { AttachedFile, inlineFileBytes, ShippedMessage } from "./MailboxRpc.js"
@@ -156,6 +157,7 @@ export const deliverToInbox = (inbox: string, message: ShippedMessage): Effect.E
       await fs.promises.mkdir(path.dirname(tmp), { recursive: true })
       await fs.promises.writeFile(tmp, message.envelope)
       await fs.promises.rename(tmp, path.join(inbox, `${message.id}${messageSuffix}`))
+      ChangeSignal.touch(inbox)
     })
   })
 
