@@ -52,3 +52,13 @@ export { ExecListener, ExecResult } from "./ExecListener.js"
 export { ExecClientPool, ExecClients, PromiseExecConnection, PromiseExecListener } from "./ExecPromiseClient.js"
 export { ClientError, ExecError } from "../exec/Errors.js"
 export { ExecId, FileInfo, OsInfo, Output as ExecOutput, RunInfo } from "../protocol/ExecRpc.js"
+// Net Queue (seed 003): the original protocol's client and server (Promise facade), tree nodes,
+// the Effect API (`NetQueue.bind`, `NetQueue.connect`, `NetQueue.node`), dispatch policies, errors.
+export { NetQueueClient } from "../netqueue/Client.js"
+export type { ClientOptions as NetQueueClientOptions } from "../netqueue/Client.js"
+export { ClientConn, NetQueueServer } from "../netqueue/Server.js"
+export type { ChildReport, ServerOptions as NetQueueServerOptions, ServerReport } from "../netqueue/Server.js"
+export { NetQueueNode } from "../netqueue/Node.js"
+export * as NetQueue from "../netqueue/NetQueue.js"
+export * as NetQueueDispatch from "../netqueue/dispatch/Dispatch.js"
+export * as NetQueueErrors from "../netqueue/Errors.js"
