@@ -39,9 +39,9 @@ describe("Net Queue handshake and control frames (raw bytes)", () => {
       await raw.waitFor(5)
       await server.put(["a", "bc"], { block: true, timeout: 2000 })
       assert.deepStrictEqual(await raw.waitItems(2), ["a", "bc"])
-      // The exact ENQUEUE bytes on the wire.
-      const frame = raw.frames.find((f) => f.type === 6)!
-      assert.strictEqual(hex(frame.data), "610a6263")
+      // The exact bytes on the wire: CONN first, and the ENQUEUE of "a" and "bc".
+      assert.strictEqual(hex(raw.bytes.subarray(0, 6)), "000000020001")
+      assert.include(hex(raw.bytes), "000000060006610a6263")
       raw.destroy()
     })
   })

@@ -7,12 +7,15 @@ import type { LogFunction } from "../../src/netqueue/Server.js"
 /** A raw TCP peer: writes bytes, decodes the frames it receives, and notices when the other side closes. */
 export class RawPeer {
   readonly frames: Array<Frame> = []
+  /** Every byte received, in order. */
+  bytes: Buffer = Buffer.alloc(0)
   closed = false
   private readonly decoder = new FrameDecoder()
   private wakers: Array<() => void> = []
 
   private constructor(readonly socket: Net.Socket) {
     socket.on("data", (chunk) => {
+      this.bytes = Buffer.concat([this.bytes, chunk])
       const result = this.decoder.push(chunk)
       if (Either.isRight(result)) this.frames.push(...result.right)
       this.wake()
