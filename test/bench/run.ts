@@ -12,7 +12,9 @@ const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./jobs-list.js").then((m) => m.bench),
   () => import("./cluster-entity.js").then((m) => m.bench),
   () => import("./transports.js").then((m) => m.bench),
-  () => import("./netqueue.js").then((m) => m.bench)
+  () => import("./netqueue.js").then((m) => m.bench),
+  () => import("./remote.js").then((m) => m.bench),
+  () => import("./exec.js").then((m) => m.bench)
 ]
 
 const cpuModel = (): string => {
