@@ -351,6 +351,35 @@ describe("exec role and client, against a spawned --role=exec", () => {
   })
 })
 
+describe("the exec role on every transport", () => {
+  it("runs commands, file commands and a transfer over framed://, unix:// and folder:// at once", async () => {
+    const dir = tempDir("troupe-exec-transports-")
+    const framed = `framed://127.0.0.1:${await freePort()}`
+    const unix = `unix://${Path.join(dir, "exec.sock")}`
+    const folder = `folder://${Path.join(dir, "mail")}`
+    const server = await startExec(["--listen", framed, "--listen", unix, "--listen", folder])
+    const pool = new ExecClientPool()
+    try {
+      const source = randomFile(3 * 1024 * 1024 + 5)
+      await Promise.all([framed, unix, folder].map(async (url, i) => {
+        const connection = await pool.add(url).connect({ timeout: 20_000 })
+        const result = await connection.exec(`echo ${i}; echo e >&2`)
+        assert.strictEqual(result.stdout, `${i}\n`, url)
+        assert.strictEqual(result.stderr, "e\n", url)
+        await connection.mkdir(`t${i}`)
+        assert.strictEqual(await connection.cd(`t${i}`), Path.join(server.root, `t${i}`))
+        const sent = await connection.transfer(source, "copy.bin")
+        assert.strictEqual(sha256(Path.join(server.root, `t${i}`, "copy.bin")), sent.sha256, url)
+        const escape = await rejection(connection.ls("../.."))
+        assert.strictEqual((escape as ExecError).reason, "path-escape", url)
+      }))
+    } finally {
+      await pool.closeAll()
+      await server.stop("SIGKILL")
+    }
+  })
+})
+
 describe("closing an exec server", () => {
   it("closeServer is refused without --allow-close and stops a server that allows it", async () => {
     const strict = await startExec()
