@@ -3,6 +3,7 @@
  * Benchmarks print their tables to stdout and progress lines to stderr.
  */
 import * as fs from "node:fs"
+import * as Net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -154,3 +155,14 @@ export const rateTable = (title: string, rows: ReadonlyArray<RateRow>): void =>
       r.latency === undefined ? "-" : ms(r.latency.p99)
     ])
   )
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })

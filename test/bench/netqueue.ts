@@ -15,7 +15,7 @@ import * as Path from "node:path"
 import { NetQueueClient } from "../../src/netqueue/Client.js"
 import * as Wire from "../../src/netqueue/Wire.js"
 import type { Bench } from "./lib.js"
-import { latency, ms, notes, now, progress, rate, table, verdict } from "./lib.js"
+import { freePort, latency, ms, notes, now, progress, rate, table, verdict } from "./lib.js"
 
 const name = "netqueue"
 const env = (key: string, fallback: number) => Number(process.env[key] ?? fallback)
@@ -26,16 +26,6 @@ const item = "item-0123456789a" // 16 bytes
 
 const distBench = Path.resolve(import.meta.dirname)
 const cli = Path.resolve(distBench, "../../../dist/node.js")
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 const waitListening = async (port: number): Promise<void> => {
   for (let i = 0; i < 400; i++) {

@@ -6,12 +6,11 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import { connectJobs } from "../../src/client/index.js"
 import type { SubmitInput } from "../../src/client/index.js"
 import type { Bench } from "./lib.js"
-import { latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
+import { freePort, latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
 
 const name = "remote"
 const env = (key: string, fallback: number) => Number(process.env[key] ?? fallback)
@@ -19,14 +18,6 @@ const throughputJobs = env("BENCH_REMOTE_JOBS", 1000)
 const sequentialJobs = env("BENCH_REMOTE_SEQUENTIAL", 100)
 
 const cli = Path.resolve(import.meta.dirname, "..", "..", "..", "dist", "node.js")
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const server = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 // Starts a role and resolves once it logs that it listens.
 const startRole = (args: ReadonlyArray<string>, cwd: string): Promise<ChildProcess> =>

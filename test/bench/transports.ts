@@ -19,7 +19,7 @@ import * as Path from "node:path"
 import * as Endpoint from "../../src/transport/Endpoint.js"
 import * as Transport from "../../src/transport/Transport.js"
 import type { Bench, Latency } from "./lib.js"
-import { latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
+import { freePort, latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
 import { EchoRpc } from "./transport-rpc.js"
 
 const name = "transports"
@@ -97,16 +97,6 @@ const stopServer = (child: ChildProcess): Promise<void> =>
     child.once("exit", () => resolve())
     child.stdin!.end()
     setTimeout(() => child.kill("SIGKILL"), 3000).unref()
-  })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
   })
 
 const troupeTarget = (label: string, makeUrl: () => Promise<string>, slow = false): Target => ({
