@@ -566,14 +566,26 @@ export class ExecConnection {
         hash.update(buffer.subarray(0, bytesRead))
         position += bytesRead
       }
-      for (let position = start; position < size;) {
-        const { bytesRead } = yield* local(localPath, () => handle.read(buffer, 0, Math.min(chunkSize, size - position), position))
-        if (bytesRead === 0) break
-        const data = Uint8Array.from(buffer.subarray(0, bytesRead))
-        hash.update(data)
-        yield* this.call({}, (rpc) => rpc.TransferWrite({ path: remotePath, offset: position, data }))
-        position += bytesRead
-      }
+      // Chunks are read and hashed in order, and up to `transferInFlight` of them are on the wire at once.
+      const chunks = Stream.unfoldEffect(start, (position) =>
+        position >= size
+          ? Effect.succeed(Option.none())
+          : Effect.map(
+            local(localPath, () => handle.read(Buffer.allocUnsafe(Math.min(chunkSize, size - position)), 0, Math.min(chunkSize, size - position), position)),
+            ({ buffer: data, bytesRead }) => {
+              if (bytesRead === 0) return Option.none()
+              const bytes = data.subarray(0, bytesRead)
+              hash.update(bytes)
+              return Option.some([{ position, bytes }, position + bytesRead] as const)
+            }
+          ))
+      yield* chunks.pipe(
+        Stream.mapEffect(({ bytes, position }) =>
+          this.call({}, (rpc) => rpc.TransferWrite({ path: remotePath, offset: position, data: bytes })), {
+          concurrency: transferInFlight
+        }),
+        Stream.runDrain
+      )
       const sha256 = hash.digest("hex")
       yield* this.call({}, (rpc) => rpc.TransferFinish({ path: remotePath, size, sha256 }))
       return { bytes: size, sha256 }
@@ -682,6 +694,7 @@ interface Live {
 }
 
 const defaultChunk = 1024 * 1024
+const transferInFlight = 4
 const defaultWindow = 4 * 1024 * 1024
 
 // Stream requests never block the connection: the client's buffer is unbounded, the server's credit bounds it.

@@ -10,6 +10,12 @@ import { ExecError } from "./Errors.js"
 /** The largest slice one ReadFile call returns. */
 export const maxReadBytes = 4 * 1024 * 1024
 
+/** How long a transfer chunk that arrived before the chunks in front of it waits for them. */
+const gapWaitMs = 10_000
+
+/** How long a transfer's partial file stays open after its last chunk. */
+const partialIdleMs = 30_000
+
 /** The suffix of a transfer's partial file, renamed into place once its checksum matches. */
 export const partialSuffix = ".troupe-partial"
 
@@ -65,6 +71,53 @@ export const make = (root: string): Files => {
     })
     return next
   }
+  // Resolved after every chunk written to a partial file, for chunks that arrived early.
+  const progress = new Map<string, { readonly promise: Promise<void>; readonly resolve: () => void }>()
+  const progressOf = (file: string): Promise<void> => {
+    let entry = progress.get(file)
+    if (entry === undefined) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      entry = { promise, resolve }
+      progress.set(file, entry)
+    }
+    return entry.promise
+  }
+  // A transfer's partial file stays open between its chunks (closed when idle, finished or removed),
+  // and its size is known without a stat per chunk. Writes to one file are serialized.
+  const open = new Map<string, { handle: Fs.FileHandle; size: number; idle: ReturnType<typeof setTimeout> | undefined }>()
+  const release = async (file: string): Promise<void> => {
+    const entry = open.get(file)
+    if (entry === undefined) return
+    open.delete(file)
+    clearTimeout(entry.idle)
+    await entry.handle.close().catch(() => undefined)
+  }
+  const opened = async (file: string) => {
+    let entry = open.get(file)
+    if (entry === undefined) {
+      const handle = await openForWrite(file, false)
+      entry = { handle, size: (await handle.stat()).size, idle: undefined }
+      open.set(file, entry)
+    }
+    clearTimeout(entry.idle)
+    entry.idle = setTimeout(() => void serialized(file, () => release(file)), partialIdleMs)
+    entry.idle.unref()
+    return entry
+  }
+  // Writes a chunk at its offset: the new size, the old size for a chunk already there, or
+  // -(size + 1) for one past the end.
+  const writeChunk = async (file: string, offset: number, data: Uint8Array): Promise<number> => {
+    const entry = await opened(file)
+    if (offset > entry.size) return -entry.size - 1
+    if (offset + data.length <= entry.size) return entry.size
+    await entry.handle.write(data, 0, data.length, offset)
+    entry.size = Math.max(entry.size, offset + data.length)
+    const waiting = progress.get(file)
+    progress.delete(file)
+    waiting?.resolve()
+    return entry.size
+  }
   const at = (cwd: string, path: string) => Confine.resolve(root, cwd, path)
   const io = <A>(path: string, task: () => Promise<A>) =>
     Effect.tryPromise({ try: task, catch: (cause) => fsError(path, cause) })
@@ -106,6 +159,7 @@ export const make = (root: string): Files => {
         target === root
           ? Effect.fail(new ExecError({ reason: "invalid", path, message: "refusing to remove the root directory" }))
           : io(path, async () => {
+            if (open.has(target)) await serialized(target, () => release(target))
             const stat = await Fs.lstat(target)
             if (stat.isDirectory() && !recursive) await Fs.rmdir(target)
             else await Fs.rm(target, { recursive })
@@ -150,24 +204,22 @@ export const make = (root: string): Files => {
         io(path, async () => {
           const parent = await Fs.stat(Path.dirname(file))
           if (!parent.isDirectory()) throw errno("ENOTDIR")
-          return (await Fs.stat(file).catch(() => undefined))?.size ?? 0
+          return serialized(file, async () => open.get(file)?.size ?? (await Fs.stat(file).catch(() => undefined))?.size ?? 0)
         })),
     transferWrite: (cwd, path, offset, data) =>
       Effect.flatMap(partial(cwd, path), (file) =>
         Effect.flatMap(
-          io(path, () =>
-            serialized(file, async () => {
-              const size = (await Fs.stat(file).catch(() => undefined))?.size ?? 0
-              if (offset > size) return -size - 1
-              if (offset + data.length <= size) return size
-              const handle = await openForWrite(file, false)
-              try {
-                await handle.write(data, 0, data.length, offset)
-              } finally {
-                await handle.close()
-              }
-              return Math.max(size, offset + data.length)
-            })),
+          io(path, async () => {
+            // Pipelined chunks may arrive out of order: one past the end waits a moment for the
+            // chunks before it, and only then is a gap.
+            const deadline = Date.now() + gapWaitMs
+            for (;;) {
+              const written = progressOf(file)
+              const size = await serialized(file, () => writeChunk(file, offset, data))
+              if (size >= 0 || Date.now() >= deadline) return size
+              await Promise.race([written, new Promise((resolve) => setTimeout(resolve, 100).unref())])
+            }
+          }),
           (size) =>
             size < 0
               ? Effect.fail(
@@ -184,6 +236,7 @@ export const make = (root: string): Files => {
         Effect.flatMap(
           io(path, () =>
             serialized(file, async () => {
+              await release(file)
               const actual = await hashFile(file)
               if (actual.size !== size || actual.sha256 !== sha256) {
                 await Fs.rm(file, { force: true })

@@ -3,6 +3,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ChildProcess from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -51,7 +52,7 @@ export class Runs extends Context.Tag("troupe/exec/Runs")<Runs, {
 }>() {}
 
 /** The command runner; closing the scope kills every command's process group. */
-export const make = (options: RunsOptions = {}): Effect.Effect<Runs["Type"], never, import("effect/Scope").Scope> =>
+export const make = (options: RunsOptions = {}): Effect.Effect<Runs["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const runs = new Map<string, Run>()
     const settings = {
@@ -88,8 +89,12 @@ export const make = (options: RunsOptions = {}): Effect.Effect<Runs["Type"], nev
       }, settings.keepFinishedMs)
       run.expiry.unref()
     }
-    const read = (run: Run, window: number | undefined, started: boolean): Stream.Stream<ExecEvent, ExecError> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+    // Makes the caller the command's reader for the scope: Started, then its output under credit.
+    const reader = (
+      run: Run,
+      window: number | undefined
+    ): Effect.Effect<Stream.Stream<ExecEvent>, ExecError, Scope.Scope> =>
+      Effect.gen(function*() {
         const token = yield* run.log.attach(window ?? defaultWindow)
         clearTimeout(run.expiry)
         yield* Effect.addFinalizer(() =>
@@ -110,20 +115,20 @@ export const make = (options: RunsOptions = {}): Effect.Effect<Runs["Type"], nev
             return Effect.succeed(Chunk.unsafeFromArray<ExecEvent>(taken as Array<ExecEvent>))
           })
         )
-        return started ? Stream.concat(Stream.succeed(new Started({ id: run.id, pid: run.pid })), events) : events
-      }))
+        return Stream.concat(Stream.succeed(new Started({ id: run.id, pid: run.pid })), events)
+      })
 
     return Runs.of({
+      // Spawning and becoming the reader are one uninterruptible step, so no command is left without
+      // a reader that would kill it.
       exec: (spec, cwd) =>
-        Stream.unwrap(Effect.map(spawn(spec, cwd, settings, (run) => settle(run)), (run) => {
-          runs.set(run.id, run)
-          return read(run, spec.window, true)
-        })),
-      attach: (id, window) =>
-        Stream.unwrap(Effect.map(find(id), (run) => Stream.concat(
-          Stream.succeed(new Started({ id: run.id, pid: run.pid })),
-          read(run, window, false)
-        ))),
+        Stream.unwrapScoped(Effect.uninterruptible(
+          Effect.flatMap(spawn(spec, cwd, settings, (run) => settle(run)), (run) => {
+            runs.set(run.id, run)
+            return reader(run, spec.window)
+          })
+        )),
+      attach: (id, window) => Stream.unwrapScoped(Effect.flatMap(find(id), (run) => reader(run, window))),
       grant: (id, bytes) => Effect.sync(() => runs.get(id)?.log.grant(bytes)),
       sendInput: (id, data, eof) =>
         Effect.flatMap(find(id), (run) =>
