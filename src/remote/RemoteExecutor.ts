@@ -275,7 +275,10 @@ const settle = async (
   await fs.promises.mkdir(request.jobDir, { recursive: true })
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
-    if (delivered !== undefined) await move(delivered, path.join(request.jobDir, channel))
+    const target = path.join(request.jobDir, channel)
+    // The remote ships only logs that have something in them.
+    if (delivered !== undefined) await move(delivered, target)
+    else await fs.promises.writeFile(target, "", { flag: "a" })
   }
   const outputs: Array<string> = []
   for (const output of signal.outputs) {

@@ -48,6 +48,9 @@ export const run = (
     const semaphore = yield* Effect.makeSemaphore(options.cores)
     const entries = new Map<string, Entry>()
     const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
+    // Cores in use, and attempts waiting for cores: a job that must wait is acknowledged first.
+    let busy = 0
+    let waiting = 0
 
     yield* reportInterrupted(mailbox, jobsDir)
 
@@ -86,7 +89,13 @@ export const run = (
     const runAttempt = (entry: Entry) =>
       Effect.gen(function*() {
         const cores = Math.min(entry.job.cores ?? 1, options.cores)
+        waiting++
+        let admitted = false
         yield* semaphore.withPermits(cores)(Effect.gen(function*() {
+          waiting--
+          admitted = true
+          busy += cores
+          yield* Effect.addFinalizer(() => Effect.sync(() => (busy -= cores)))
           yield* state(entry, "running")
           const outcome = yield* executor.run({
             id: entry.job.id,
@@ -95,7 +104,9 @@ export const run = (
             jobDir: entry.logDir
           })
           yield* finish(entry, outcome.state === "lost" ? "failed" : outcome.state, outcome)
-        }))
+        }).pipe(Effect.scoped)).pipe(Effect.ensuring(Effect.sync(() => {
+          if (!admitted) waiting--
+        })))
       }).pipe(
         Effect.onInterrupt(() =>
           finish(entry, "killed", { exitCode: null, reason: "terminated by the local server", outputs: [] })
@@ -114,9 +125,11 @@ export const run = (
         const outputs = yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
         const files: Record<string, string> = {}
         for (const output of outputs) files[path.join(entry.dir, output.path)] = output.path
+        // Empty logs are not shipped: the local side makes empty files for what does not come.
         for (const [channel, name] of Object.entries(logFiles)) {
           const local = path.join(entry.logDir, channel)
-          if (fs.existsSync(local)) files[local] = name
+          const size = yield* Effect.promise(() => fs.promises.stat(local).then((s) => s.size, () => 0))
+          if (size > 0) files[local] = name
         }
         const details: FinalDetails = { exitCode: outcome.exitCode, reason: outcome.reason, at, outputs, files }
         yield* Effect.promise(() =>
@@ -151,7 +164,10 @@ export const run = (
           yield* state(entry, "rejected", { reason: problem, at: Date.now() })
           return
         }
-        yield* state(entry, "acknowledged")
+        // A job that waits for cores says it was acknowledged; one that starts at once says running.
+        if (waiting > 0 || busy + Math.min(job.cores ?? 1, options.cores) > options.cores) {
+          yield* state(entry, "acknowledged")
+        }
         const fiber = yield* Effect.forkDaemon(runAttempt(entry))
         running.set(job.id, fiber)
       })
