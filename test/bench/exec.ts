@@ -179,7 +179,7 @@ const transfers = async (framed: PromiseExecConnection, tcp: PromiseExecConnecti
     table(`transfer: ${bytes(size)} file`, ["path", "p50", "max", "MB/s (p50)"], rows)
     notes([
       `transfer over framed:// against a raw TCP copy: ${ratio(overFramed, raw)}`,
-      "a transfer is one call per chunk, each written at its offset and acknowledged, plus the SHA-256 of the file on both ends"
+      "a transfer is one call per chunk (up to 4 in flight), each written at its offset and acknowledged, plus the SHA-256 of the file on both ends"
     ])
   } finally {
     await stop(sink)
