@@ -173,7 +173,7 @@ describe("terminate and failures", () => {
   it("kill -9 of the local server: the remote finishes, and after a restart the results are recorded", async () => {
     const ids = await pair.jobs.submitMany(
       Array.from({ length: 3 }, (_, i) => ({
-        command: ["sh", "-c", `sleep 1; echo result-${i} > out.txt`],
+        command: ["sh", "-c", `sleep 3; echo result-${i} > out.txt`],
         on: "box",
         outputs: ["out.txt"]
       }))
