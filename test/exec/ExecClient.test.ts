@@ -41,6 +41,10 @@ describe("exec role and client, against a spawned --role=exec", () => {
     assert.strictEqual(result.exitCode, 3)
     assert.strictEqual(result.stdout, "one\nthree\n")
     assert.strictEqual(result.stderr, "two\n")
+    const echoed: Array<string> = []
+    const live = await conn.exec("echo live", { echoResponse: (chunk) => echoed.push(chunk.text) })
+    assert.deepStrictEqual(echoed, ["live\n"])
+    assert.strictEqual(live.stdout, "live\n")
     const argv = await conn.exec(["printf", "%s|", "a b", "$HOME"])
     assert.strictEqual(argv.stdout, "a b|$HOME|")
     assert.strictEqual((await conn.exec("echo $TROUPE_T", { env: { TROUPE_T: "env ok" } })).stdout, "env ok\n")
@@ -224,7 +228,7 @@ describe("exec role and client, against a spawned --role=exec", () => {
     assert.strictEqual((badSignal as ExecError).reason, "invalid")
   })
 
-  it("maxInterval: a silent command fails the call with ClientError, and a listener can wait again", async () => {
+  it("maxInterval and timeout: a silent or slow command fails the call with ClientError, and a listener can wait again", async () => {
     const started = Date.now()
     const error = await rejection(conn.exec("echo hi; sleep 30", { maxInterval: 300 }))
     assert.instanceOf(error, ClientError)
@@ -232,6 +236,9 @@ describe("exec role and client, against a spawned --role=exec", () => {
     assert.isBelow(Date.now() - started, 5000)
     // The call ended, so the command was killed.
     await eventually(async () => ((await conn.jobs()).some((run) => run.command === "echo hi; sleep 30") ? undefined : true), 5000)
+
+    const timedOut = await rejection(conn.exec("sleep 30", { timeout: 300 }))
+    assert.strictEqual((timedOut as ClientError).reason, "timeout")
 
     const listener = await conn.exec("read line; echo $line", { complete: false, maxInterval: 100 })
     const silent = await rejection(listener.next())
