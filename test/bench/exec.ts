@@ -15,7 +15,7 @@ import * as Path from "node:path"
 import { ExecClientPool } from "../../src/client/ExecPromiseClient.js"
 import type { PromiseExecConnection } from "../../src/client/ExecPromiseClient.js"
 import type { Bench, Latency } from "./lib.js"
-import { bytes, latency, ms, notes, now, progress, rate, ratio, table, tempDir } from "./lib.js"
+import { bytes, freePort, latency, ms, notes, now, progress, rate, ratio, table, tempDir } from "./lib.js"
 
 const name = "exec"
 const env = (key: string, fallback: number) => Number(process.env[key] ?? fallback)
@@ -274,16 +274,6 @@ const stop = (child: ChildProcess): Promise<void> =>
     if (child.stdin !== null) child.stdin.end()
     child.kill("SIGTERM")
     setTimeout(() => child.kill("SIGKILL"), 3000).unref()
-  })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
   })
 
 const writeFile = (file: string, size: number): void => {
