@@ -182,6 +182,8 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         lastHeard = Date.now()
         return
       }
+      // A large answer still downloading is a sign of life too.
+      lastHeard = Math.max(lastHeard, mailbox.lastActivity?.() ?? 0)
       if (Date.now() - lastHeard > deadAfterMs) {
         const reason = `remote ${name} did not answer for ${Math.round((Date.now() - lastHeard) / 1000)} s`
         for (const waiter of waiters.values()) yield* Queue.offer(waiter.events, { _tag: "Lost", reason })

@@ -18,6 +18,11 @@ export interface Mailbox<A> {
   readonly receive: Effect.Effect<ReadonlyArray<Delivery<A>>, MailboxError>
   /** Messages as they arrive, for consumers that would rather be pushed to. */
   readonly messages: Stream.Stream<Delivery<A>, MailboxError>
+  /**
+   * When the peer last answered anything (a network link's calls, a chunk of a large file):
+   * a sign of life while a big message is still on its way. Absent where there is no link.
+   */
+  readonly lastActivity?: () => number
 }
 
 /** A received message with its id and the local paths of the files that came with it. */

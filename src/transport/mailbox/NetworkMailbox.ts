@@ -78,6 +78,10 @@ export const connect = <A, I>(
     const { inbox, outbox } = spoolFolders(options)
     const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
     const url = Endpoint.format(endpoint)
+    let lastActivity = Date.now()
+    const active = () => {
+      lastActivity = Date.now()
+    }
     // Fail fast when nothing answers, unless asked to wait; later losses are the link's to repair.
     if (options.waitForPeer !== true) {
       yield* Effect.scoped(Layer.build(Transport.layerClientProtocol(endpoint, options.transport)))
@@ -86,7 +90,10 @@ export const connect = <A, I>(
       Effect.gen(function*() {
         const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options.transport))
         const rpc = yield* RpcClient.make(MailboxRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
-        yield* Effect.all([pushLoop(rpc, outbox, options), pullLoop(rpc, inbox)], { concurrency: 2, discard: true })
+        yield* Effect.all([pushLoop(rpc, outbox, options, active), pullLoop(rpc, inbox, active)], {
+          concurrency: 2,
+          discard: true
+        })
       })
     ).pipe(
       // A listener that shuts down interrupts our calls; for the link that is a lost connection, to be retried.
@@ -101,7 +108,7 @@ export const connect = <A, I>(
       Effect.retry(reconnectSchedule),
       Effect.forkScoped
     )
-    return mailbox
+    return { ...mailbox, lastActivity: () => lastActivity }
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ const handlers = (inbox: string, outbox: string, options: MailboxOptions) =>
   }))
 
 // Ships our outbox to the listener as messages appear in it, oldest first, files before their message.
-const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions) =>
+const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions, active: () => void) =>
   Effect.gen(function*() {
     const changed = yield* Effect.acquireRelease(
       Effect.sync(() => new ChangeSignal(outbox, options.rescanMs ?? 1000)),
@@ -187,15 +194,16 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions
       for (let start = 0; start < waiting.length;) {
         const batch = Spool.firstBatch(waiting.slice(start), batchSize)
         start += batch.length
-        for (const message of batch) yield* uploadFiles(rpc, outbox, message)
+        for (const message of batch) yield* uploadFiles(rpc, outbox, message, active)
         yield* rpc.Deliver({ messages: batch })
+        active()
         yield* Effect.forEach(batch, (message) => Spool.removeFromOutbox(outbox, message.id), { discard: true })
       }
       if (waiting.length === 0) yield* changed.wait
     }
   })
 
-const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMessage) =>
+const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMessage, active: () => void) =>
   Effect.forEach(message.files.filter((file) => file.data === undefined), (file) =>
     Effect.gen(function*() {
       const local = yield* Spool.attachmentPath(outbox, message.id, file.path)
@@ -206,7 +214,7 @@ const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMess
             Effect.suspend(() => {
               const at = offset
               offset += data.length
-              return rpc.Upload({ id: message.id, path: file.path, offset: at, data })
+              return Effect.tap(rpc.Upload({ id: message.id, path: file.path, offset: at, data }), active)
             })
           )
         )
@@ -215,10 +223,11 @@ const uploadFiles = (rpc: MailboxRpcClient, outbox: string, message: ShippedMess
     }), { discard: true })
 
 // Brings the listener's outbox into our inbox: files first, then the message, then the ack.
-const pullLoop = (rpc: MailboxRpcClient, inbox: string) =>
+const pullLoop = (rpc: MailboxRpcClient, inbox: string, active: () => void) =>
   Effect.gen(function*() {
     while (true) {
       const arrived = yield* rpc.Pull({ max: batchSize, waitMs: pullWaitMs })
+      active()
       for (const message of arrived) {
         for (const file of message.files.filter((file) => file.data === undefined)) {
           let offset = 0
@@ -227,6 +236,7 @@ const pullLoop = (rpc: MailboxRpcClient, inbox: string) =>
               Effect.suspend(() => {
                 const at = offset
                 offset += data.length
+                active()
                 return Spool.writeChunk(inbox, message.id, file.path, at, data)
               })
             )
