@@ -1,10 +1,9 @@
 // Real `--role=exec` server processes for the exec tests, and a TCP proxy that can cut connections.
-import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { cli, freePort, tempDir, waitForListening } from "../integration/harness.js"
+import { freePort, spawnRole, tempDir } from "../integration/harness.js"
 
 /** An exec server process started by a test. */
 export interface ExecServer {
@@ -24,34 +23,12 @@ export const startExec = async (extraArgs: ReadonlyArray<string> = []): Promise<
   const root = Fs.realpathSync(tempDir("troupe-exec-root-"))
   const port = await freePort()
   const url = `tcp://127.0.0.1:${port}`
-  const child = spawn(process.execPath, [cli, "--role=exec", "--listen", url, "--root", root, ...extraArgs], {
-    cwd: root,
-    env: { ...process.env, TROUPE_SERVER: "", TROUPE_SECRET_FILE: "" },
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let stderr = ""
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  let alive = true
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  void exited.then(() => (alive = false))
-  try {
-    await waitForListening({ port }, 30_000, () => alive)
-  } catch (error) {
-    child.kill("SIGKILL")
-    throw new Error(`${String(error)}; server stderr:\n${stderr}`)
-  }
-  return {
-    url,
+  const role = await spawnRole(["--role=exec", "--listen", url, "--root", root, ...extraArgs], {
     port,
-    root,
-    child,
-    stderr: () => stderr,
-    exited,
-    stop: async (signal = "SIGTERM") => {
-      if (alive) child.kill(signal)
-      return exited
-    }
-  }
+    cwd: root,
+    env: { TROUPE_SECRET_FILE: "" }
+  })
+  return { url, port, root, ...role }
 }
 
 /** A TCP proxy to a port on 127.0.0.1 that counts the bytes it forwards and can cut every connection. */

@@ -126,6 +126,49 @@ export interface LocalServer {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
+/** A `node dist/node.js --role=...` process started by a test, listening on a TCP port. */
+export interface RoleProcess {
+  readonly child: ChildProcess
+  /** Everything the process wrote to stderr so far. */
+  readonly stderr: () => string
+  /** Resolves with the exit code once the process is gone. */
+  readonly exited: Promise<number | null>
+  /** Sends a signal and resolves with the exit code once the process is gone. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/** Spawns `node dist/node.js ...args` and waits until something accepts connections on `port`. */
+export const spawnRole = async (
+  args: ReadonlyArray<string>,
+  options: { readonly port: number; readonly cwd?: string; readonly env?: Record<string, string>; readonly timeoutMs?: number }
+): Promise<RoleProcess> => {
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: options.cwd ?? root,
+    env: { ...process.env, TROUPE_SERVER: "", ...options.env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  let alive = true
+  void exited.then(() => (alive = false))
+  try {
+    await waitForListening({ port: options.port }, options.timeoutMs ?? 30_000, () => alive)
+  } catch (error) {
+    child.kill("SIGKILL")
+    throw new Error(`${String(error)}; stderr of ${args.join(" ")}:\n${stderr}`)
+  }
+  return {
+    child,
+    stderr: () => stderr,
+    exited,
+    stop: async (signal = "SIGTERM") => {
+      if (alive) child.kill(signal)
+      return exited
+    }
+  }
+}
+
 /** Starts `node dist/node.js --role=local` on a free port with a database in `dir`, and waits until it listens. */
 export const startLocal = async (
   options: { readonly dir?: string; readonly extraArgs?: ReadonlyArray<string> } = {}
@@ -134,34 +177,11 @@ export const startLocal = async (
   const port = await freePort()
   const db = Path.join(dir, "t.db")
   const url = `tcp://127.0.0.1:${port}`
-  const child = spawn(
-    process.execPath,
-    [cli, "--role=local", "--db", db, "--listen", url, ...(options.extraArgs ?? [])],
-    { cwd: dir, env: { ...process.env, TROUPE_SERVER: "" }, stdio: ["ignore", "ignore", "pipe"] }
-  )
-  let stderr = ""
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  let alive = true
-  void exited.then(() => (alive = false))
-  try {
-    await waitForListening({ port }, 30_000, () => alive)
-  } catch (error) {
-    child.kill("SIGKILL")
-    throw new Error(`${String(error)}; server stderr:\n${stderr}`)
-  }
-  return {
-    url,
+  const role = await spawnRole(["--role=local", "--db", db, "--listen", url, ...(options.extraArgs ?? [])], {
     port,
-    db,
-    dir,
-    child,
-    stderr: () => stderr,
-    stop: async (signal = "SIGTERM") => {
-      if (alive) child.kill(signal)
-      return exited
-    }
-  }
+    cwd: dir
+  })
+  return { url, port, db, dir, child: role.child, stderr: role.stderr, stop: role.stop }
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

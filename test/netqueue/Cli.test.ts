@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { cli, freePort, runCli, waitForListening } from "../integration/harness.js"
+import { freePort, runCli, spawnRole } from "../integration/harness.js"
 
 /** A `--role=queue` process started by a test. */
 export interface QueueNodeProcess {
@@ -16,31 +15,12 @@ export interface QueueNodeProcess {
 export const startQueueNode = async (args: ReadonlyArray<string> = []): Promise<QueueNodeProcess> => {
   const port = await freePort()
   const url = `framed://127.0.0.1:${port}`
-  const child = spawn(process.execPath, [cli, "--role=queue", "--listen", url, ...args], {
-    env: { ...process.env, TROUPE_QUEUE_SERVER: "" },
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let stderr = ""
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  let alive = true
-  void exited.then(() => (alive = false))
-  try {
-    await waitForListening({ port }, 20_000, () => alive)
-  } catch (error) {
-    child.kill("SIGKILL")
-    throw new Error(`${String(error)}; node stderr:\n${stderr}`)
-  }
-  return {
-    url,
+  const role = await spawnRole(["--role=queue", "--listen", url, ...args], {
     port,
-    child,
-    stderr: () => stderr,
-    stop: async () => {
-      if (alive) child.kill("SIGTERM")
-      return exited
-    }
-  }
+    env: { TROUPE_QUEUE_SERVER: "" },
+    timeoutMs: 20_000
+  })
+  return { url, port, child: role.child, stderr: role.stderr, stop: () => role.stop() }
 }
 
 describe("troupe --role=queue and the queue commands", () => {
