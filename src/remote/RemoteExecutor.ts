@@ -230,6 +230,7 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         yield* mailbox.send(new SubmitSignal({ job }), `${key}-submit`, Object.fromEntries(pairs)).pipe(Effect.orDie)
         waiter.sentAt = Date.now()
         request.progress?.("sent")
+        let reported: string = "sent"
         while (true) {
           const event = yield* Queue.take(events)
           if (event._tag === "Lost") {
@@ -239,7 +240,11 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
           switch (signal.state) {
             case "acknowledged":
             case "running":
-              request.progress?.(signal.state)
+              if (signal.output !== undefined) {
+                yield* Effect.promise(() => writeLogPiece(request.jobDir, signal.output!))
+              }
+              if (signal.state !== reported) request.progress?.(signal.state)
+              reported = signal.state
               continue
             default:
               return yield* Effect.promise(() => settle(request, signal, event.files))
@@ -278,9 +283,10 @@ const settle = async (
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
     const target = path.join(request.jobDir, channel)
-    // The remote ships only logs that have something in them.
-    if (delivered !== undefined) await move(delivered, target)
-    else await fs.promises.writeFile(target, "", { flag: "a" })
+    // The remote ships only logs that have something in them; what was followed while it ran is
+    // kept (a reader may have it open) and only the rest is appended.
+    if (delivered === undefined) await fs.promises.writeFile(target, "", { flag: "a" })
+    else await completeLog(delivered, target)
   }
   const outputs: Array<string> = []
   for (const output of signal.outputs) {
@@ -311,6 +317,35 @@ const settle = async (
         outputs
       })
   }
+}
+
+// Writes a piece of a running job's log at its offset (a repeated piece lands on itself).
+const writeLogPiece = async (
+  jobDir: string,
+  piece: { readonly channel: "stdout" | "stderr"; readonly offset: number; readonly data: Uint8Array }
+): Promise<void> => {
+  await fs.promises.mkdir(jobDir, { recursive: true })
+  const handle = await fs.promises.open(path.join(jobDir, piece.channel), fs.constants.O_WRONLY | fs.constants.O_CREAT)
+  try {
+    await handle.write(piece.data, 0, piece.data.length, piece.offset)
+  } finally {
+    await handle.close()
+  }
+}
+
+// The whole log arrived with the end: append what the pieces did not bring yet.
+const completeLog = async (delivered: string, target: string): Promise<void> => {
+  const have = await fs.promises.stat(target).then((s) => s.size, () => -1)
+  if (have < 0) return move(delivered, target)
+  const rest = fs.createReadStream(delivered, { start: have })
+  const out = fs.createWriteStream(target, { flags: "a" })
+  await new Promise<void>((resolve, reject) => {
+    rest.on("error", reject)
+    out.on("error", reject)
+    out.on("finish", () => resolve())
+    rest.pipe(out)
+  })
+  await fs.promises.rm(delivered, { force: true })
 }
 
 const failedWith = (reason: string) => new RunOutcome({ state: "failed", exitCode: null, reason, outputs: [] })

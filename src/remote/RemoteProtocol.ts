@@ -64,7 +64,13 @@ export class StateSignal extends Schema.TaggedClass<StateSignal>()("state", {
   /** Output files, attached to this message under their paths. */
   outputs: Schema.Array(ShippedFile),
   /** Whether stdout and stderr are attached (as `@troupe/stdout` and `@troupe/stderr`). */
-  logs: Schema.Boolean
+  logs: Schema.Boolean,
+  /** While running: the next piece of stdout or stderr, at its offset, so it can be followed. */
+  output: Schema.optional(Schema.Struct({
+    channel: Schema.Literal("stdout", "stderr"),
+    offset: Schema.NonNegativeInt,
+    data: Schema.Uint8ArrayFromBase64
+  }))
 }) {}
 
 /** `('isalive', None)`: are you there? */

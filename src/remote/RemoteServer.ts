@@ -86,6 +86,33 @@ export const run = (
         }))
       })
 
+    // Ships new stdout and stderr while the attempt runs, so the local side can follow them.
+    const tailLogs = (entry: Entry) =>
+      Effect.gen(function*() {
+        const sent = { stdout: 0, stderr: 0 }
+        while (true) {
+          yield* Effect.sleep(tailIntervalMs)
+          for (const channel of ["stdout", "stderr"] as const) {
+            const piece = yield* Effect.promise(() => readPiece(path.join(entry.logDir, channel), sent[channel]))
+            if (piece === undefined) continue
+            yield* send(
+              new StateSignal({
+                id: entry.job.id,
+                attempt: entry.job.attempt,
+                state: "running",
+                exitCode: null,
+                reason: null,
+                at: Date.now(),
+                outputs: [],
+                logs: false,
+                output: { channel, offset: sent[channel], data: piece }
+              })
+            )
+            sent[channel] += piece.length
+          }
+        }
+      })
+
     const runAttempt = (entry: Entry) =>
       Effect.gen(function*() {
         const cores = Math.min(entry.job.cores ?? 1, options.cores)
@@ -97,12 +124,14 @@ export const run = (
           busy += cores
           yield* Effect.addFinalizer(() => Effect.sync(() => (busy -= cores)))
           yield* state(entry, "running")
+          const tailer = yield* Effect.forkScoped(tailLogs(entry))
           const outcome = yield* executor.run({
             id: entry.job.id,
             spec: specOf(entry.job, entry.dir),
             attempt: entry.job.attempt,
             jobDir: entry.logDir
           })
+          yield* Fiber.interrupt(tailer)
           yield* finish(entry, outcome.state === "lost" ? "failed" : outcome.state, outcome)
         }).pipe(Effect.scoped)).pipe(Effect.ensuring(Effect.sync(() => {
           if (!admitted) waiting--
@@ -236,6 +265,23 @@ export const run = (
 
 // ---------------------------------------------------------------------------------------------
 // private
+
+// How often a running attempt's logs are checked for news, and the most one message carries.
+const tailIntervalMs = 250
+const tailPieceBytes = 256 * 1024
+
+// The bytes of a file from `offset` on, at most one piece; undefined when there are none.
+const readPiece = async (file: string, offset: number): Promise<Uint8Array | undefined> => {
+  const handle = await fs.promises.open(file, "r").catch(() => undefined)
+  if (handle === undefined) return undefined
+  try {
+    const buffer = Buffer.alloc(tailPieceBytes)
+    const { bytesRead } = await handle.read(buffer, 0, tailPieceBytes, offset)
+    return bytesRead === 0 ? undefined : buffer.subarray(0, bytesRead)
+  } finally {
+    await handle.close()
+  }
+}
 
 /** Where an attempt's own files (stdout, stderr, its end state) live inside its folder. */
 const logFolder = ".troupe"

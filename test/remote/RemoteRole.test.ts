@@ -204,6 +204,27 @@ describe("terminate and failures", () => {
     }
   }, 90_000)
 
+  it("a remote job's output can be followed while it runs", async () => {
+    const id = await pair.jobs.submit({
+      command: ["sh", "-c", "echo first; while [ ! -f go ]; do sleep 0.05; done; echo second"],
+      on: "box"
+    })
+    const seen: Array<string> = []
+    let firstWhileRunning = false
+    for await (const chunk of pair.jobs.output(id, "stdout", { follow: true })) {
+      seen.push(Buffer.from(chunk).toString())
+      if (seen.join("") === "first\n") {
+        firstWhileRunning = (await pair.jobs.get(id)).state === "running"
+        // Only now may the job finish: the first line reached us while it ran.
+        Fs.writeFileSync(Path.join(pair.remote.workdir, "jobs", `${id}-1`, "go"), "")
+      }
+    }
+    assert.isTrue(firstWhileRunning)
+    assert.strictEqual(seen.join(""), "first\nsecond\n")
+    const [record] = await pair.jobs.wait([id])
+    assert.strictEqual(record!.state, "completed")
+  }, 60_000)
+
   it("an unknown remote is a clear error", async () => {
     const result = await runCli(["submit", "--server", pair.local.url, "--on", "nowhere", "--", "true"])
     assert.strictEqual(result.code, 1)
