@@ -79,6 +79,8 @@ export interface TroupeHandle {
   readonly get: (id: JobId | string) => Promise<JobRecord>
   readonly wait: (ids: JobId | string | ReadonlyArray<JobId | string>, options?: { readonly timeoutMs?: number }) => Promise<ReadonlyArray<JobRecord>>
   readonly kill: (ids: ReadonlyArray<JobId | string>) => Promise<ReadonlyArray<JobId>>
+  /** Run finished jobs again as new attempts, on the remote `on` if given. */
+  readonly resend: (ids: ReadonlyArray<JobId | string>, options?: { readonly on?: string }) => Promise<ReadonlyArray<JobId>>
   readonly list: (filter?: Partial<JobFilter>) => Promise<ReadonlyArray<JobRecord>>
   readonly attempts: (id: JobId | string) => Promise<ReadonlyArray<JobAttempt>>
   /** State transitions as they are committed, until the iteration stops. */
@@ -114,6 +116,7 @@ export const open = async (options: TroupeOptions = {}): Promise<TroupeHandle> =
       run(Effect.flatMap(Jobs, (jobs) =>
         jobs.wait(ids(input), waitOptions?.timeoutMs === undefined ? {} : { timeout: waitOptions.timeoutMs }))),
     kill: (input) => run(Effect.flatMap(Jobs, (jobs) => jobs.kill(ids(input)))),
+    resend: (input, resendOptions) => run(Effect.flatMap(Jobs, (jobs) => jobs.resend(ids(input), resendOptions))),
     list: (filter) => run(Effect.flatMap(Jobs, (jobs) => jobs.list(filter))),
     attempts: (id) => run(Effect.flatMap(Jobs, (jobs) => jobs.attempts(id as JobId))),
     events: () => iterate(Stream.unwrap(Effect.map(Jobs, (jobs) => jobs.events))),

@@ -171,6 +171,23 @@ export const kill: ClientCommand = {
   })
 }
 
+/** `resend [--on NAME] ID...`: runs finished jobs again as new attempts; prints the ids requeued. */
+export const resend: ClientCommand = {
+  options: { ...Args.serverOption, on: { type: "string" }, wait: { type: "boolean" } },
+  positionals: true,
+  run: Effect.fnUntraced(function*(parsed, connect) {
+    const ids = parsed.positionals
+    if (ids.length === 0) return yield* new Args.UsageError({ command: "resend", message: "missing job ids" })
+    yield* checkIds(ids)
+    const client = yield* connect
+    const requeued = yield* client.resend(ids, { on: Args.string(parsed, "on") })
+    for (const id of requeued) yield* Output.line(id)
+    if (!Args.flag(parsed, "wait")) return 0
+    const records = yield* client.wait(requeued)
+    return records.every((record) => Format.exitCodeOf(record) === 0) ? 0 : 1
+  })
+}
+
 /** `logs [-f] [--stderr] ID`: copies a job's captured output to stdout, following it with -f. */
 export const logs: ClientCommand = {
   options: {
@@ -227,7 +244,7 @@ export const clean: ClientCommand = {
 }
 
 /** Every client command by name. */
-export const commands: Readonly<Record<string, ClientCommand>> = { submit, status, wait, kill, logs, queue, clean }
+export const commands: Readonly<Record<string, ClientCommand>> = { submit, status, wait, kill, resend, logs, queue, clean }
 
 /** Drops the undefined fields of an object, so optional fields stay absent (exactOptionalPropertyTypes). */
 export const compact = <A extends object>(fields: { readonly [K in keyof A]: A[K] | undefined }): A =>

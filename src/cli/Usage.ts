@@ -7,6 +7,7 @@ Commands (talk to a server; --server URL, default $TROUPE_SERVER or tcp://127.0.
   status   show jobs (the most recent 100 when no ids are given)
   wait     wait for jobs to finish; exit 0 only if all completed with exit code 0
   kill     kill jobs
+  resend   run finished jobs again (--on NAME: on another remote)
   logs     print a job's output
   queue    show queues
   clean    delete old finished jobs
@@ -90,6 +91,18 @@ Kill jobs that have not finished; prints the ids that were killed.
 
 Options:
   --server URL   the server
+`,
+  resend: `Usage: troupe resend [options] ID...
+
+Run finished jobs again, each as a new attempt with a fresh retry budget, where
+they ran or on the remote --on names. Prints the ids that were requeued. A job
+that has not finished is refused: kill it first. \`troupe status\` and the
+attempt history show where each attempt ran.
+
+Options:
+  --server URL   the server
+  --on NAME      send the jobs to this remote (the server's --remote NAME=URL)
+  --wait         wait for them; exit 0 only if all completed with exit code 0
 `,
   logs: `Usage: troupe logs [options] ID
 

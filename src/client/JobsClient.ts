@@ -64,6 +64,11 @@ export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClie
   ) => Effect.Effect<ReadonlyArray<JobRecord>, JobsClientError>
   /** Kill jobs that have not finished; returns the ids that were killed. */
   readonly kill: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<JobId>, JobsClientError>
+  /** Run finished jobs again as new attempts, on the remote `on` if given; returns the ids requeued. */
+  readonly resend: (
+    ids: ReadonlyArray<string>,
+    options?: { readonly on?: string | undefined }
+  ) => Effect.Effect<ReadonlyArray<JobId>, JobsClientError>
   /** Jobs matching a filter, newest first. */
   readonly list: (filter?: ListFilterInput) => Effect.Effect<ReadonlyArray<JobRecord>, JobsClientError>
   /** Every attempt at running a job, oldest first. */
@@ -155,6 +160,9 @@ const fromRpcClient = (url: string, rpc: JobsRpcClient): JobsClient["Type"] => {
             : { ids, timeoutMs: Duration.toMillis(Duration.decode(options.timeout)) }
         ))),
     kill: (ids) => Effect.flatMap(decodeIds(ids), (ids) => call(rpc.Kill({ ids }))),
+    resend: (ids, options) =>
+      Effect.flatMap(decodeIds(ids), (ids) =>
+        call(rpc.Resend(options?.on === undefined ? { ids } : { ids, on: options.on }))),
     list: (filter = {}) =>
       Effect.flatMap(decodeInput(JobFilter, "filter", filter), (filter) => call(rpc.List({ filter }))),
     attempts: (id) => Effect.flatMap(decodeIds([id]), ([id]) => call(rpc.Attempts({ id: id! }))),

@@ -32,6 +32,8 @@ export interface JobsConnection {
   ) => Promise<ReadonlyArray<JobRecord>>
   /** Kill jobs that have not finished; resolves to the ids that were killed. */
   readonly kill: (ids: ReadonlyArray<string>) => Promise<ReadonlyArray<JobId>>
+  /** Run finished jobs again as new attempts, on the remote `on` if given; resolves to the ids requeued. */
+  readonly resend: (ids: ReadonlyArray<string>, options?: { readonly on?: string }) => Promise<ReadonlyArray<JobId>>
   /** Jobs matching a filter, newest first. */
   readonly list: (filter?: JobsClient.ListFilterInput) => Promise<ReadonlyArray<JobRecord>>
   /** Every attempt at running a job, oldest first. */
@@ -77,6 +79,7 @@ export const connectJobs = async (
     get: (id) => run(client.get(id)),
     wait: (ids, options) => run(client.wait(ids, options)),
     kill: (ids) => run(client.kill(ids)),
+    resend: (ids, options) => run(client.resend(ids, options)),
     list: (filter) => run(client.list(filter)),
     attempts: (id) => run(client.attempts(id)),
     events: () => iterate(client.events),

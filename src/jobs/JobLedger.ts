@@ -6,8 +6,9 @@ import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { makeJobId } from "../domain/JobId.js"
 import { JobEvent } from "../domain/JobRecord.js"
+import type { JobRecord } from "../domain/JobRecord.js"
 import type { QueueSummary } from "../domain/JobRecord.js"
-import type { JobSpec } from "../domain/JobSpec.js"
+import { JobSpec } from "../domain/JobSpec.js"
 import { defaultQueue } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
 import type { NewJobRow, TransitionRow } from "../store/JobStore.js"
@@ -18,7 +19,7 @@ import { Batch } from "./LedgerBatch.js"
 import { JobTable } from "./JobTable.js"
 import type { LiveJob, LiveState } from "./JobTable.js"
 import { dependenciesFirst, findCycle } from "../internal/Dependencies.js"
-import type { AttemptResult, Kill, LedgerMessage, Start } from "./LedgerProtocol.js"
+import type { AttemptResult, Kill, LedgerMessage, Resend, Start } from "./LedgerProtocol.js"
 
 /** What the ledger is wired to. */
 export interface LedgerDeps {
@@ -101,6 +102,13 @@ export const make = (deps: LedgerDeps) => {
                 for (const update of message.updates) tx.progress.push(update)
                 tx.replies.push(() => envelope.reply(Exit.void))
                 break
+              case "Resend": {
+                const unknownHere = message.ids.filter((id) => !table.live.has(id) && !tx.newIds.has(id))
+                return Effect.flatMap(store.get(unknownHere), (records) => {
+                  resend(message, records, envelope, tx)
+                  return step(i + 1)
+                })
+              }
               case "Flush":
                 tx.replies.push(() => envelope.reply(Exit.void))
                 break
@@ -316,6 +324,66 @@ export const make = (deps: LedgerDeps) => {
       }
     }
     tx.replies.push(() => envelope.reply(Exit.succeed(killed)))
+  }
+
+  // A finished job goes back to its queue as a new attempt, with a fresh retry budget; `on` moves it.
+  const resend = (
+    message: Resend,
+    records: ReadonlyArray<JobRecord>,
+    envelope: Envelope<LedgerMessage>,
+    tx: Batch
+  ) => {
+    const byId = new Map(records.map((record) => [record.id, record] as const))
+    const missing = message.ids.filter((id) => !table.live.has(id) && !byId.has(id))
+    if (missing.length > 0) {
+      tx.replies.push(() => envelope.reply(Exit.fail(JobNotFound.of(missing))))
+      return
+    }
+    const unfinished = message.ids.filter((id) => table.live.has(id) || tx.finishedStates.has(id))
+    if (unfinished.length > 0) {
+      const state = table.live.get(unfinished[0]!)?.state ?? "finishing"
+      tx.replies.push(() =>
+        envelope.reply(Exit.fail(
+          new InvalidSpec({
+            reason: "malformed",
+            message: `job ${unfinished[0]} has not finished (${state}); kill it first to send it again`
+          })
+        ))
+      )
+      return
+    }
+    for (const id of message.ids) {
+      const record = byId.get(id)!
+      const spec = message.on === undefined
+        ? record.spec
+        : new JobSpec({ ...record.spec, on: message.on }, { disableValidation: true })
+      const job: LiveJob = {
+        id,
+        queue: record.queue,
+        state: "queued",
+        priority: record.priority,
+        spec,
+        attempts: record.attempts,
+        maxAttempts: record.attempts + (spec.retries ?? 0) + 1,
+        submittedAt: record.submittedAt,
+        startedAt: record.startedAt,
+        waitingOn: null
+      }
+      table.add(job)
+      tx.queueOf.set(id, job.queue)
+      tx.transitions.push({
+        id,
+        from: record.state,
+        to: "queued",
+        at: Date.now(),
+        attempt: record.attempts,
+        exitCode: null,
+        reason: spec.on === undefined ? "sent again" : `sent again, to ${spec.on}`,
+        ...(message.on === undefined ? {} : { spec })
+      })
+      tx.ready.push({ id, queue: job.queue, priority: job.priority, spec, runAfter: null })
+    }
+    tx.replies.push(() => envelope.reply(Exit.succeed(message.ids)))
   }
 
   // --- recovery ----------------------------------------------------------------------------

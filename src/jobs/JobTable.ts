@@ -80,7 +80,7 @@ export class JobTable {
     job: LiveJob,
     to: JobState,
     tx: Batch,
-    details: Partial<Pick<TransitionRow, "exitCode" | "reason" | "result" | "outputs" | "runAfter">> = {}
+    details: Partial<Pick<TransitionRow, "exitCode" | "reason" | "result" | "outputs" | "runAfter" | "spec">> = {}
   ): void {
     const now = Date.now()
     const from = job.state
@@ -96,7 +96,8 @@ export class JobTable {
       ...(details.result === undefined ? {} : { result: details.result }),
       ...(details.outputs === undefined ? {} : { outputs: details.outputs }),
       ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter }),
-      ...(to === "running" ? { location: job.spec.on ?? null } : {})
+      ...(to === "running" ? { location: job.spec.on ?? null } : {}),
+      ...(details.spec === undefined ? {} : { spec: details.spec })
     })
     if (isTerminal(to)) {
       this.track(job, -1)

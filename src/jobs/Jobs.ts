@@ -29,6 +29,14 @@ export class Jobs extends Context.Tag("troupe/Jobs")<Jobs, {
   ) => Effect.Effect<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>
   /** Kill jobs that have not finished; returns the ids that were still active and are now killed. */
   readonly kill: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyArray<JobId>, JobNotFound | StoreError>
+  /**
+   * Run finished jobs again as new attempts (with a fresh retry budget), on the remote `on` if
+   * given, else where they ran; returns the ids requeued. Each attempt's history says where it ran.
+   */
+  readonly resend: (
+    ids: ReadonlyArray<JobId>,
+    options?: { readonly on?: string | undefined }
+  ) => Effect.Effect<ReadonlyArray<JobId>, JobNotFound | InvalidSpec | StoreError>
   /** Jobs matching a filter, newest first. */
   readonly list: (filter?: Partial<JobFilter>) => Effect.Effect<ReadonlyArray<JobRecord>, StoreError>
   /** Every attempt at running a job, oldest first. */

@@ -31,7 +31,7 @@ import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Jobs } from "./Jobs.js"
 import type { JobSpecInput, SubmitError } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
-import { Finish, Flush, Kill, Progress, Start, Submit } from "./LedgerProtocol.js"
+import { Finish, Flush, Kill, Progress, Resend, Start, Submit } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
 
@@ -292,6 +292,21 @@ export const make = (options: RuntimeOptions) =>
         return killed
       })
 
+    // A new place is checked like a submit (the remote must be known); the ledger checks the rest.
+    const resend = (ids: ReadonlyArray<JobId>, resendOptions?: { readonly on?: string | undefined }) =>
+      Effect.gen(function*() {
+        const on = resendOptions?.on
+        if (on !== undefined) {
+          const records = yield* store.get(ids)
+          for (const record of records) {
+            yield* executor.validate(new JobSpec({ ...record.spec, on }, { disableValidation: true }))
+          }
+        }
+        return yield* ledgerRef.ask(new Resend(on === undefined ? { ids } : { ids, on }, true)).pipe(
+          Effect.catchTag("MailboxFull", Effect.die)
+        )
+      })
+
     const events = Stream.unwrapScoped(
       Effect.gen(function*() {
         yield* Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--))
@@ -352,6 +367,7 @@ export const make = (options: RuntimeOptions) =>
       get,
       wait,
       kill,
+      resend,
       list: (filter) => store.list(new JobFilter(filter ?? {}, true)),
       attempts: (id) => Effect.zipRight(get(id), store.attempts(id)),
       events,

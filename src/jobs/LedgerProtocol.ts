@@ -53,6 +53,13 @@ export class Kill extends Schema.TaggedRequest<Kill>()("Kill", {
   payload: { ids: Schema.Array(JobId), reason: Schema.String }
 }) {}
 
+/** Run finished jobs again, as new attempts, optionally on another remote; replies with the ids requeued. */
+export class Resend extends Schema.TaggedRequest<Resend>()("Resend", {
+  failure: Schema.Union(JobNotFound, InvalidSpec, StoreError),
+  success: Schema.Array(JobId),
+  payload: { ids: Schema.Array(JobId), on: Schema.optional(Schema.String) }
+}) {}
+
 /** Replies once every message sent before it is committed. */
 export class Flush extends Schema.TaggedRequest<Flush>()("Flush", {
   failure: StoreError,
@@ -61,6 +68,6 @@ export class Flush extends Schema.TaggedRequest<Flush>()("Flush", {
 }) {}
 
 /** The job ledger's protocol. */
-export const LedgerMessage = Schema.Union(Submit, Start, Finish, Progress, Kill, Flush)
+export const LedgerMessage = Schema.Union(Submit, Start, Finish, Progress, Kill, Resend, Flush)
 /** A message to the job ledger. */
 export type LedgerMessage = typeof LedgerMessage.Type

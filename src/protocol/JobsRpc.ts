@@ -22,6 +22,11 @@ export class JobsRpc extends RpcGroup.make(
     error: JobsError
   }),
   Rpc.make("Kill", { payload: { ids: Schema.Array(JobId) }, success: Schema.Array(JobId), error: JobsError }),
+  Rpc.make("Resend", {
+    payload: { ids: Schema.Array(JobId), on: Schema.optional(Schema.String) },
+    success: Schema.Array(JobId),
+    error: JobsError
+  }),
   Rpc.make("List", { payload: { filter: JobFilter }, success: Schema.Array(JobRecord), error: JobsError }),
   Rpc.make("Attempts", { payload: { id: JobId }, success: Schema.Array(JobAttempt), error: JobsError }),
   Rpc.make("Events", { success: JobEvent, error: JobsError, stream: true }),

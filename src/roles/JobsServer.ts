@@ -18,6 +18,7 @@ export const layerHandlers: Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof JobsR
       Get: ({ id }) => jobs.get(id),
       Wait: ({ ids, timeoutMs }) => jobs.wait(ids, timeoutMs === undefined ? undefined : { timeout: timeoutMs }),
       Kill: ({ ids }) => jobs.kill(ids),
+      Resend: ({ ids, on }) => jobs.resend(ids, { on }),
       List: ({ filter }) => jobs.list(filter),
       Attempts: ({ id }) => jobs.attempts(id),
       Events: () => jobs.events,

@@ -35,6 +35,8 @@ export interface TransitionRow {
   readonly runAfter?: number | null
   /** For a transition to running: the remote the attempt goes to, or null for this machine. */
   readonly location?: string | null
+  /** A new spec for the job (a resend to another remote). */
+  readonly spec?: JobSpec
 }
 
 /** How far the transport has got with a job's attempt on a remote. */

@@ -69,17 +69,19 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
           t.runAfter ?? null,
           t.at,
           t.to === "running" ? 1 : 0,
-          t.location ?? null
+          t.location ?? null,
+          t.spec === undefined ? null : JSON.stringify(t.spec)
         )
       }
       // A new attempt records where it runs; every transition clears the transport's progress.
       return run(
-        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at, starts, location) AS (VALUES ${
-          tuples(chunk.length, 13)
+        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at, starts, location, spec) AS (VALUES ${
+          tuples(chunk.length, 14)
         }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
         finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
         outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at,
-        location = CASE WHEN v.starts = 1 THEN v.location ELSE jobs.location END, transport_state = NULL
+        location = CASE WHEN v.starts = 1 THEN v.location ELSE jobs.location END, transport_state = NULL,
+        spec = coalesce(v.spec, jobs.spec)
         FROM v WHERE jobs.id = v.id`,
         params
       )

@@ -225,6 +225,36 @@ describe("terminate and failures", () => {
     assert.strictEqual(record!.state, "completed")
   }, 60_000)
 
+  it("resend: a finished job runs again where it ran or on a remote, and every attempt says where", async () => {
+    const local = await pair.jobs.submit({ command: ["sh", "-c", "exit 3"] })
+    const [first] = await pair.jobs.wait([local])
+    assert.strictEqual(first!.state, "failed")
+    const result = await runCli(["resend", "--server", pair.local.url, "--on", "box", "--wait", local])
+    assert.strictEqual(result.code, 1, result.stderr)
+    assert.strictEqual(result.stdout, `${local}\n`)
+    const attempts = await pair.jobs.attempts(local)
+    assert.deepStrictEqual(attempts.map((a) => [a.location, a.state, a.exitCode]), [[null, "failed", 3], ["box", "failed", 3]])
+    assert.strictEqual((await pair.jobs.get(local)).spec.on, "box")
+    // Again, where it ran last (the remote), with no --on.
+    assert.deepStrictEqual(await pair.jobs.resend([local]), [local])
+    await pair.jobs.wait([local])
+    assert.deepStrictEqual((await pair.jobs.attempts(local)).map((a) => a.location), [null, "box", "box"])
+  }, 60_000)
+
+  it("resend refuses a job that has not finished, an unknown job and an unknown remote", async () => {
+    const id = await pair.jobs.submit({ command: ["sleep", "30"], on: "box" })
+    const running = await runCli(["resend", "--server", pair.local.url, id])
+    assert.strictEqual(running.code, 1)
+    assert.include(running.stderr, "has not finished")
+    const unknown = await runCli(["resend", "--server", pair.local.url, "0000000000000000"])
+    assert.strictEqual(unknown.code, 1)
+    assert.include(unknown.stderr, "0000000000000000")
+    await pair.jobs.kill([id])
+    const nowhere = await runCli(["resend", "--server", pair.local.url, "--on", "nowhere", id])
+    assert.strictEqual(nowhere.code, 1)
+    assert.include(nowhere.stderr, "unknown remote nowhere")
+  }, 60_000)
+
   it("an unknown remote is a clear error", async () => {
     const result = await runCli(["submit", "--server", pair.local.url, "--on", "nowhere", "--", "true"])
     assert.strictEqual(result.code, 1)
