@@ -56,8 +56,13 @@ export const jobTable = (records: ReadonlyArray<JobRecord>, now: number): string
 /** The `queue` table. */
 export const queueTable = (queues: ReadonlyArray<QueueSummary>): string =>
   table(
-    ["QUEUE", "CONCURRENCY", "CAPACITY", "HELD", "QUEUED", "RUNNING"],
-    queues.map((q) => [q.queue, q.concurrency, q.capacity, q.held, q.queued, q.running].map(String))
+    ["QUEUE", "CONCURRENCY", "CAPACITY", "HELD", "QUEUED", "RUNNING", "WHERE"],
+    queues.map((q) => [
+      ...[q.queue, q.concurrency, q.capacity, q.held, q.queued, q.running].map(String),
+      q.where.length === 0
+        ? "-"
+        : q.where.map((w) => `${w.location ?? "local"}: ${w.running} running, ${w.queued} queued`).join("; ")
+    ])
   )
 
 /** A duration in ms as a short human string: `850ms`, `12s`, `3m04s`, `2h05m`. */

@@ -87,5 +87,10 @@ export class QueueSummary extends Schema.Class<QueueSummary>("QueueSummary")({
   capacity: Schema.Int,
   held: Schema.Int,
   queued: Schema.Int,
-  running: Schema.Int
+  running: Schema.Int,
+  /** Where the queue's unfinished jobs run: this machine (`location` null) or a remote, with counts. */
+  where: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ location: Schema.NullOr(Schema.String), queued: Schema.Int, running: Schema.Int })),
+    { default: () => [] }
+  )
 }) {}

@@ -46,6 +46,17 @@ export class JobTable {
 
   /** Counts per queue of held, queued and running jobs. */
   summary(concurrency: (queue: string) => number, capacity: (queue: string) => number): ReadonlyArray<QueueSummary> {
+    // Where jobs run is counted on demand: a status query, not a hot path.
+    const where = new Map<string, Map<string | null, { queued: number; running: number }>>()
+    for (const job of this.live.values()) {
+      if (job.state !== "queued" && job.state !== "running") continue
+      const byLocation = where.get(job.queue) ?? new Map()
+      where.set(job.queue, byLocation)
+      const location = job.spec.on ?? null
+      const counts = byLocation.get(location) ?? { queued: 0, running: 0 }
+      byLocation.set(location, counts)
+      counts[job.state] += 1
+    }
     return Array.from(this.counts.entries()).map(([queue, c]) =>
       new QueueSummary({
         queue,
@@ -53,7 +64,8 @@ export class JobTable {
         capacity: capacity(queue),
         held: c.held,
         queued: c.queued,
-        running: c.running
+        running: c.running,
+        where: Array.from(where.get(queue) ?? [], ([location, counts]) => ({ location, ...counts }))
       })
     )
   }

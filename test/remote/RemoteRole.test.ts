@@ -255,6 +255,32 @@ describe("terminate and failures", () => {
     assert.include(nowhere.stderr, "unknown remote nowhere")
   }, 60_000)
 
+  it("queue shows one view of where each queue's jobs run, here and on remotes", async () => {
+    const ids = await pair.jobs.submitMany([
+      { command: ["sleep", "30"], on: "box", queue: "mixed" },
+      { command: ["sleep", "30"], on: "box", queue: "mixed" },
+      { command: ["sleep", "30"], queue: "mixed" }
+    ])
+    try {
+      const where = await eventually(async () => {
+        const result = await runCli(["queue", "--server", pair.local.url, "--json"])
+        const queues = JSON.parse(result.stdout) as ReadonlyArray<{
+          readonly queue: string
+          readonly where: ReadonlyArray<{ readonly location: string | null; readonly running: number }>
+        }>
+        const mixed = queues.find((q) => q.queue === "mixed")
+        const running = (location: string | null) => mixed?.where.find((w) => w.location === location)?.running
+        return running("box") === 2 && running(null) === 1 ? mixed!.where : undefined
+      }, 20_000, "the merged queue view")
+      assert.strictEqual(where.length, 2)
+      const table = await runCli(["queue", "--server", pair.local.url])
+      assert.include(table.stdout, "box: 2 running, 0 queued")
+      assert.include(table.stdout, "local: 1 running, 0 queued")
+    } finally {
+      await pair.jobs.kill([...ids])
+    }
+  }, 60_000)
+
   it("an unknown remote is a clear error", async () => {
     const result = await runCli(["submit", "--server", pair.local.url, "--on", "nowhere", "--", "true"])
     assert.strictEqual(result.code, 1)
