@@ -9,7 +9,7 @@ import { ItemQueue } from "./ItemQueue.js"
 import { Peer, type PeerClosed, type PeerHandler, type PeerOptions } from "./Peer.js"
 import { type Callback, invalidItem, type LogFunction, millis, type ServerReport, toPromise } from "./Server.js"
 import * as Status from "./Status.js"
-import { Waiters } from "./Waiters.js"
+import { MessagePoll, Waiters } from "./Waiters.js"
 import * as Wire from "./Wire.js"
 
 /** How a client connects and what it announces. Every field has a default; a config file may set them too. */
@@ -54,8 +54,8 @@ export class NetQueueClient {
   private readonly polls = new Waiters()
   private readonly flushes = new Waiters()
   private readonly reports: Array<(report: ServerReport | undefined) => void> = []
-  private messages = 0
-  private messagesSeen = 0
+  // What `poll` has to look at: messages that arrived since the last poll saw them.
+  private readonly arrivals = new MessagePoll()
   private closedBy: PeerClosed | undefined
   private delivery: { readonly first: number; claimed: boolean } | undefined
   private serverIsTroupe = false
@@ -268,17 +268,7 @@ export class NetQueueClient {
 
   /** `poll` with a callback. */
   pollAsync(block: boolean, timeoutMs: number | undefined, callback: Callback<boolean, never>): () => void {
-    const arrived = () => {
-      if (this.messages === this.messagesSeen) return false
-      this.messagesSeen = this.messages
-      callback(Either.right(true))
-      return true
-    }
-    if (!block) {
-      if (!arrived()) callback(Either.right(false))
-      return noop
-    }
-    return this.polls.add(arrived, () => callback(Either.right(false)), timeoutMs)
+    return this.arrivals.poll(this.polls, block, timeoutMs, (arrived) => callback(Either.right(arrived)))
   }
 
   /** `get` with a callback. */
@@ -371,7 +361,7 @@ export class NetQueueClient {
       } else {
         this.onHandshake(true, "")
       }
-      this.messages++
+      this.arrivals.note()
     },
     onStatus: (peer, text) => {
       if (!peer.troupe && this.troupe && Status.number(Status.parse(text), "troupe") !== undefined) {
@@ -379,7 +369,7 @@ export class NetQueueClient {
         this.serverIsTroupe = true
       }
       this.handleServerStatus(text)
-      this.messages++
+      this.arrivals.note()
       this.polls.run()
     },
     onItems: (peer, items, first) => {
@@ -391,7 +381,7 @@ export class NetQueueClient {
         this.delivery = undefined
         if (!delivery.claimed) for (let i = 0; i < items.length; i++) peer.itemDone(first + i)
       }
-      this.messages++
+      this.arrivals.note()
       this.gets.run()
       this.polls.run()
     },

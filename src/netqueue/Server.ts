@@ -9,7 +9,7 @@ import { Closed, Empty, Full, InvalidItem } from "./Errors.js"
 import { broadcastSeq, ItemQueue, type Origin } from "./ItemQueue.js"
 import { Peer, type PeerClosed, type PeerHandler, type PeerOptions } from "./Peer.js"
 import * as Status from "./Status.js"
-import { Waiters } from "./Waiters.js"
+import { MessagePoll, Waiters } from "./Waiters.js"
 import * as Wire from "./Wire.js"
 
 /** Where a Net Queue server or client sends its log lines; the Effect API routes them to Effect's logger. */
@@ -137,8 +137,8 @@ export class NetQueueServer {
   private listener: Net.Server | undefined
   private nextId = 1
   private readonly getWaiters = new WaitersHolder()
-  private messages = 0
-  private messagesSeen = 0
+  // What `poll` has to look at: messages that arrived since the last poll saw them.
+  private readonly arrivals = new MessagePoll()
   private accepted = 0
   private acceptedSeen = 0
   private closed = false
@@ -386,17 +386,7 @@ export class NetQueueServer {
 
   /** `poll` with a callback; returns a function that cancels the wait. */
   pollAsync(block: boolean, timeoutMs: number | undefined, callback: Callback<boolean, never>): () => void {
-    const arrived = () => {
-      if (this.messages === this.messagesSeen) return false
-      this.messagesSeen = this.messages
-      callback(Either.right(true))
-      return true
-    }
-    if (!block) {
-      if (!arrived()) callback(Either.right(false))
-      return noop
-    }
-    return this.getWaiters.polls.add(arrived, () => callback(Either.right(false)), timeoutMs)
+    return this.arrivals.poll(this.getWaiters.polls, block, timeoutMs, (arrived) => callback(Either.right(arrived)))
   }
 
   /** `acceptConnections` with a callback. */
@@ -618,7 +608,7 @@ export class NetQueueServer {
       const status = this.getStatus()
       if (status !== undefined) peer.send(Wire.encodeStatus(status))
       this.accepted++
-      this.messages++
+      this.arrivals.note()
       this.log("debug", `client ${peer.address} connected`)
       this.getWaiters.accepts.run()
       this.getWaiters.polls.run()
@@ -635,7 +625,7 @@ export class NetQueueServer {
       }
       this.handleClientStatus(client, text)
       client.greeted = true
-      this.messages++
+      this.arrivals.note()
       this.getWaiters.polls.run()
       this.pump()
     },
@@ -647,7 +637,7 @@ export class NetQueueServer {
       // Backpressure on a producer: stop reading it while the queue is at capacity. (A Troupe consumer is
       // still read: its acknowledgements are what reopens the windows.)
       if (this.held.length >= this.capacityValue && (client.producer || !peer.troupe)) peer.pause()
-      this.messages++
+      this.arrivals.note()
       this.getWaiters.polls.run()
     },
     onPong: (peer) => this.greet(peer.owner as ClientConn),
@@ -683,7 +673,7 @@ export class NetQueueServer {
     const level = closed.reason === "disconn" || closed.reason === "closed" || closed.reason === "lost" ? "info" : "warning"
     this.log(level, `client ${peer.address} closed (${closed.reason}): ${closed.message}${again}`)
     this.held.pushFront(items, origins, seqs)
-    this.messages++
+    this.arrivals.note()
     this.getWaiters.polls.run()
     if (!this.closed) this.pump()
   }

@@ -53,6 +53,35 @@ export class Waiters {
   }
 }
 
+/**
+ * Counts messages as they arrive, for `poll`: a poll answers true when something arrived that no
+ * earlier poll saw, waiting for it (up to the timeout) only when asked to block.
+ */
+export class MessagePoll {
+  private arrived = 0
+  private seen = 0
+
+  /** A message arrived. */
+  note(): void {
+    this.arrived++
+  }
+
+  /** Calls back with true once a message no earlier poll saw is there, or false (at once, or at the timeout). */
+  poll(waiters: Waiters, block: boolean, timeoutMs: number | undefined, callback: (arrived: boolean) => void): () => void {
+    const fresh = () => {
+      if (this.arrived === this.seen) return false
+      this.seen = this.arrived
+      callback(true)
+      return true
+    }
+    if (!block) {
+      if (!fresh()) callback(false)
+      return noop
+    }
+    return waiters.add(fresh, () => callback(false), timeoutMs)
+  }
+}
+
 interface Entry {
   readonly attempt: () => boolean
   readonly expire: () => void
