@@ -21,20 +21,24 @@ export class ListenFailed extends Schema.TaggedError<ListenFailed>()("ListenFail
   cause: Schema.optional(Schema.Defect)
 }) {}
 
+/**
+ * Why a connection could not be opened. `auth-failed`: the server wants a shared secret and we
+ * have none, or ours is wrong. `protocol`: something answered, but not with Troupe's protocol.
+ */
+export const ConnectFailure = Schema.Literal(
+  "refused",
+  "timeout",
+  "not-found",
+  "permission-denied",
+  "auth-failed",
+  "protocol",
+  "other"
+)
+
 /** A client could not open a connection to an endpoint. */
 export class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", {
   url: Schema.String,
-  reason: Schema.Literal(
-    "refused",
-    "timeout",
-    "not-found",
-    "permission-denied",
-    /** The server wants a shared secret and we have none, or ours is wrong. */
-    "auth-failed",
-    /** Something answered, but not with Troupe's protocol. */
-    "protocol",
-    "other"
-  ),
+  reason: ConnectFailure,
   /** A short phrase for the reason, such as "connection refused". */
   detail: Schema.String,
   message: Schema.String
