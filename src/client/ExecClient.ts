@@ -344,17 +344,14 @@ export class ExecConnection {
       const secret = this.options.secret ?? (yield* Secret.resolve(this.options.secretFile))
       const scope = yield* Scope.make()
       const once = Effect.suspend(() =>
-        Layer.buildWithScope(
-          Transport.layerClientProtocol(this.endpoint, {
-            ...this.options,
-            secret,
-            connectTimeout: Duration.millis(Math.max(1, deadline - Date.now()))
-          }),
-          scope
-        )
+        Transport.makeClient(ExecRpc, this.endpoint, {
+          ...this.options,
+          secret,
+          connectTimeout: Duration.millis(Math.max(1, deadline - Date.now()))
+        }).pipe(Scope.extend(scope))
       )
       // A server that is not up yet is tried again until the deadline; a refused secret is final.
-      const protocol = yield* once.pipe(
+      const rpc = yield* once.pipe(
         Effect.retry({
           schedule: Schedule.exponential("50 millis", 1.5).pipe(Schedule.union(Schedule.spaced("1 second"))),
           while: (error: ConnectFailed) =>
@@ -363,10 +360,6 @@ export class ExecConnection {
         }),
         Effect.mapError((error) => this.unreachable(error, timeout)),
         Effect.tapError(() => Scope.close(scope, Exit.void))
-      )
-      const rpc = yield* RpcClient.make(ExecRpc, { disableTracing: true }).pipe(
-        Effect.provide(protocol),
-        Scope.extend(scope)
       )
       this.live = { scope, rpc }
     })

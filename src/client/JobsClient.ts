@@ -103,10 +103,7 @@ export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClie
 export const make = Effect.fn("JobsClient.make")(function*(url: string, options: JobsClientOptions = {}) {
   const endpoint = yield* Endpoint.parse(url)
   const secret = options.secret ?? (yield* Secret.resolve(options.secretFile))
-  const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, { ...options, secret })).pipe(
-    Effect.mapError(unreachable)
-  )
-  const rpc = yield* RpcClient.make(JobsRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
+  const rpc = yield* Transport.makeClient(JobsRpc, endpoint, { ...options, secret }).pipe(Effect.mapError(unreachable))
   return fromRpcClient(Endpoint.format(endpoint), rpc)
 }) satisfies (
   url: string,

@@ -1,10 +1,8 @@
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Mailbox from "effect/Mailbox"
 import * as Stream from "effect/Stream"
 import * as Confine from "../exec/Confine.js"
 import { ExecError } from "../exec/Errors.js"
@@ -138,33 +136,9 @@ const layerListener = (
 ): Layer.Layer<never, ListenFailed, Runs.Runs> =>
   Layer.unwrapEffect(Effect.sync(() => {
     const sessions = new Map<number, string>()
-    return RpcServer.layer(ExecRpc, {
-      disableTracing: true,
-      spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
-      concurrency: "unbounded"
-    }).pipe(
-      Layer.provide(layerHandlers(shared, sessions)),
-      Layer.provide(layerForgetting(sessions)),
-      Layer.provide(Transport.layerServerProtocol(endpoint, options))
-    )
+    return Transport.layerServer(ExecRpc, endpoint, {
+      ...options,
+      onDisconnect: (clientId) => Effect.sync(() => sessions.delete(clientId))
+    }).pipe(Layer.provide(layerHandlers(shared, sessions)))
   }))
 
-// Wraps a server Protocol so that a connection's cwd is dropped when the connection goes.
-const layerForgetting = (
-  sessions: Map<number, string>
-): Layer.Layer<RpcServer.Protocol, never, RpcServer.Protocol> =>
-  Layer.scoped(
-    RpcServer.Protocol,
-    Effect.gen(function*() {
-      const inner = yield* RpcServer.Protocol
-      const disconnects = yield* Mailbox.make<number>()
-      yield* inner.disconnects.take.pipe(
-        Effect.tap((clientId) => Effect.sync(() => sessions.delete(clientId))),
-        Effect.flatMap((clientId) => disconnects.offer(clientId)),
-        Effect.forever,
-        Effect.ignore,
-        Effect.forkScoped
-      )
-      return RpcServer.Protocol.of({ ...inner, disconnects })
-    })
-  )

@@ -1,10 +1,13 @@
 import type * as Rpc from "@effect/rpc/Rpc"
-import type * as RpcClient from "@effect/rpc/RpcClient"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Mailbox from "effect/Mailbox"
+import type * as Scope from "effect/Scope"
 import * as Endpoint from "./Endpoint.js"
 import type { ConnectFailed } from "./Errors.js"
 import { ListenFailed } from "./Errors.js"
@@ -25,6 +28,8 @@ export interface ServerOptions {
   readonly socketMode?: number | undefined
   /** The largest frame the framed transport accepts; default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
+  /** Called once per client connection (by its RPC clientId) when it is gone, after its requests were interrupted. */
+  readonly onDisconnect?: ((clientId: number) => Effect.Effect<void>) | undefined
 }
 
 /** How a client connects, whatever the transport. */
@@ -47,7 +52,18 @@ export const layerServer = <Rpcs extends Rpc.Any>(
     disableTracing: true,
     spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
     concurrency: options.concurrency ?? "unbounded"
-  }).pipe(Layer.provide(layerServerProtocol(endpoint, options)))
+  }).pipe(Layer.provide(withDisconnectHook(layerServerProtocol(endpoint, options), options.onDisconnect)))
+
+/** A typed client of an RpcGroup on one endpoint of any transport; fails with ConnectFailed when nothing answers. */
+export const makeClient = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.Endpoint,
+  options: ClientOptions = {}
+): Effect.Effect<RpcClient.RpcClient<Rpcs, RpcClientError>, ConnectFailed, Scope.Scope> =>
+  Effect.flatMap(
+    Layer.build(layerClientProtocol(endpoint, options)),
+    (protocol) => RpcClient.make(group, { disableTracing: true }).pipe(Effect.provide(protocol))
+  )
 
 /** The RPC server Protocol for an endpoint: the transport is chosen by the URL's scheme. */
 export const layerServerProtocol = (
@@ -90,6 +106,27 @@ export const checkExposure = (endpoint: Endpoint.Endpoint, options: ServerOption
       })
     )
 }
+
+// Wraps a server Protocol so that the owner hears of each client that goes away.
+const withDisconnectHook = (
+  protocol: Layer.Layer<RpcServer.Protocol, ListenFailed>,
+  onDisconnect: ((clientId: number) => Effect.Effect<void>) | undefined
+): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
+  onDisconnect === undefined ? protocol : Layer.scoped(
+    RpcServer.Protocol,
+    Effect.gen(function*() {
+      const inner = yield* RpcServer.Protocol
+      const disconnects = yield* Mailbox.make<number>()
+      yield* inner.disconnects.take.pipe(
+        Effect.tap(onDisconnect),
+        Effect.flatMap((clientId) => disconnects.offer(clientId)),
+        Effect.forever,
+        Effect.ignore,
+        Effect.forkScoped
+      )
+      return RpcServer.Protocol.of({ ...inner, disconnects })
+    })
+  ).pipe(Layer.provide(protocol))
 
 const serverProtocolFor = (
   endpoint: Endpoint.Endpoint,

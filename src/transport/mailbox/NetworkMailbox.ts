@@ -84,12 +84,11 @@ export const connect = <A, I>(
     }
     // Fail fast when nothing answers, unless asked to wait; later losses are the link's to repair.
     if (options.waitForPeer !== true) {
-      yield* Effect.scoped(Layer.build(Transport.layerClientProtocol(endpoint, options.transport)))
+      yield* Effect.scoped(Transport.makeClient(MailboxRpc, endpoint, options.transport))
     }
     const session = Effect.scoped(
       Effect.gen(function*() {
-        const protocol = yield* Layer.build(Transport.layerClientProtocol(endpoint, options.transport))
-        const rpc = yield* RpcClient.make(MailboxRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
+        const rpc = yield* Transport.makeClient(MailboxRpc, endpoint, options.transport)
         yield* Effect.all([pushLoop(rpc, outbox, options, active), pullLoop(rpc, inbox, active)], {
           concurrency: 2,
           discard: true
