@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
+import * as Routes from "../rpc/internal/routes.js"
 import * as Endpoint from "./Endpoint.js"
 import type { ConnectFailed } from "./Errors.js"
 import { ListenFailed } from "./Errors.js"
@@ -48,7 +49,9 @@ export const layerServer = <Rpcs extends Rpc.Any>(
   endpoint: Endpoint.Endpoint,
   options: ServerOptions = {}
 ): Layer.Layer<never, ListenFailed, Rpc.ToHandler<Rpcs> | Rpc.Context<Rpcs> | Rpc.Middleware<Rpcs>> =>
-  RpcServer.layer(group, {
+  endpoint._tag === "Framed" && Routes.supportsGroup(group)
+    ? Layer.unwrapEffect(Effect.as(checkExposure(endpoint, options), FramedRpc.layerServer(group, endpoint, options)))
+    : RpcServer.layer(group, {
     disableTracing: true,
     spanPrefix: `RpcServer(${Endpoint.format(endpoint)})`,
     concurrency: options.concurrency ?? "unbounded"
@@ -60,7 +63,9 @@ export const makeClient = <Rpcs extends Rpc.Any>(
   endpoint: Endpoint.Endpoint,
   options: ClientOptions = {}
 ): Effect.Effect<RpcClient.RpcClient<Rpcs, RpcClientError>, ConnectFailed, Scope.Scope> =>
-  Effect.flatMap(
+  endpoint._tag === "Framed" && Routes.supportsGroup(group)
+    ? Effect.map(FramedRpc.makeClient(group, endpoint, options), ({ client }) => client)
+    : Effect.flatMap(
     Layer.build(layerClientProtocol(endpoint, options)),
     (protocol) => RpcClient.make(group, { disableTracing: true }).pipe(Effect.provide(protocol))
   )

@@ -7,9 +7,7 @@
  * For each: sequential p50/p99, and throughput with 1, 10 and 100 calls in flight, for a tiny
  * (16 B), a 1 KB and a 100 KB payload. The server is a child process; the client is this one.
  */
-import * as RpcClient from "@effect/rpc/RpcClient"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Exit from "effect/Exit"
 import { spawn } from "node:child_process"
@@ -107,12 +105,7 @@ const troupeTarget = (label: string, makeUrl: () => Promise<string>, slow = fals
     const child = await startServer(["troupe", url])
     const endpoint = Effect.runSync(Endpoint.parse(url))
     const scope = Effect.runSync(Scope.make())
-    const client = await Effect.runPromise(
-      Effect.flatMap(
-        Layer.build(Transport.layerClientProtocol(endpoint)),
-        (protocol) => RpcClient.make(EchoRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
-      ).pipe(Scope.extend(scope))
-    )
+    const client = await Effect.runPromise(Transport.makeClient(EchoRpc, endpoint).pipe(Scope.extend(scope)))
     // The loops run inside Effect, as an Effect program would make its calls.
     const run: Caller["run"] = (data, concurrency, stop) => {
       const samples: Array<number> = []

@@ -1,5 +1,7 @@
+import type * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import type { FromClientEncoded, FromServerEncoded } from "@effect/rpc/RpcMessage"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Effect from "effect/Effect"
@@ -8,6 +10,8 @@ import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import * as LeanClient from "../../rpc/LeanClient.js"
+import * as LeanServer from "../../rpc/LeanServer.js"
 import type * as Endpoint from "../Endpoint.js"
 import type { ConnectFailed, ListenFailed } from "../Errors.js"
 import * as FramedClient from "./FramedClient.js"
@@ -22,8 +26,56 @@ export type ServerOptions = Options.ServerOptions
 export type ClientOptions = Options.ClientOptions
 
 /**
- * The RPC server Protocol over framed TCP: one RpcServer client per session, so a client that
- * reconnects within the resume window keeps its running requests and gets their replies.
+ * Serves an RpcGroup over framed TCP with the lean engine (`rpc/LeanServer.ts`): one client per
+ * session, so a client that reconnects within the resume window keeps its running requests.
+ */
+export const layerServer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.FramedEndpoint,
+  options: ServerOptions & LeanServer.Options = {}
+): Layer.Layer<never, ListenFailed, Rpc.ToHandler<Rpcs>> => Layer.scopedDiscard(makeServer(group, endpoint, options))
+
+/** The lean server and the framed server under it (for its address, and for tests that cut connections). */
+export const makeServer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.FramedEndpoint,
+  options: ServerOptions & LeanServer.Options = {}
+): Effect.Effect<FramedServer.FramedServer, ListenFailed, Rpc.ToHandler<Rpcs> | Scope.Scope> =>
+  Effect.gen(function*() {
+    let server: FramedServer.FramedServer | undefined
+    const events = yield* LeanServer.make(group, {
+      send: (clientId, message) => server?.send(clientId, message)
+    }, options)
+    server = yield* FramedServer.make(endpoint, options, { onOpen: () => {}, ...events })
+    return server
+  })
+
+/**
+ * A typed client of an RpcGroup over framed TCP with the lean engine (`rpc/LeanClient.ts`); fails
+ * with ConnectFailed when the first session cannot be opened.
+ */
+export const makeClient = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  endpoint: Endpoint.FramedEndpoint,
+  options: ClientOptions = {}
+): Effect.Effect<
+  { readonly client: RpcClient.RpcClient<Rpcs, RpcClientError>; readonly framed: FramedClient.FramedClient },
+  ConnectFailed,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    let framed: FramedClient.FramedClient | undefined
+    const lean = yield* LeanClient.make(group, {
+      send: (message) => framed!.send(message),
+      failure: () => framed!.failure()
+    })
+    framed = yield* FramedClient.make(endpoint, options, lean)
+    return { client: lean.client, framed }
+  })
+
+/**
+ * The RPC server Protocol over framed TCP, for a stock RpcServer: one RpcServer client per
+ * session, so a client that reconnects within the resume window keeps its running requests.
  */
 export const layerServerProtocol = (
   endpoint: Endpoint.FramedEndpoint,
@@ -31,7 +83,7 @@ export const layerServerProtocol = (
 ): Layer.Layer<RpcServer.Protocol, ListenFailed> =>
   Layer.scoped(RpcServer.Protocol, Effect.map(makeServerProtocol(endpoint, options), ({ protocol }) => protocol))
 
-/** The RPC client Protocol over framed TCP; fails with ConnectFailed when the first session cannot be opened. */
+/** The RPC client Protocol over framed TCP, for a stock RpcClient; fails with ConnectFailed when the first session cannot be opened. */
 export const layerClientProtocol = (
   endpoint: Endpoint.FramedEndpoint,
   options: ClientOptions = {}

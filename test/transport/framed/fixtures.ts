@@ -51,11 +51,18 @@ export const handlers = (invocations: Invocations = new Map()) =>
 
 export const secret = (text: string): Secret => ({ key: new TextEncoder().encode(text), source: "test" })
 
+/** Which RPC engine a fixture runs: Troupe's lean one (what Transport uses for framed://) or @effect/rpc's own. */
+export type Engine = "lean" | "stock"
+
 /** A framed RPC server on a free loopback port, for the test's scope. */
-export const serve = (options: FramedRpc.ServerOptions = {}, invocations: Invocations = new Map()) =>
+export const serve = (options: FramedRpc.ServerOptions = {}, invocations: Invocations = new Map(), engine: Engine = "lean") =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const endpoint = new Endpoint.FramedEndpoint({ host: "127.0.0.1", port })
+    if (engine === "lean") {
+      const server = yield* FramedRpc.makeServer(TestRpc, endpoint, options).pipe(Effect.provide(handlers(invocations)))
+      return { endpoint, server, invocations }
+    }
     const { protocol, server } = yield* FramedRpc.makeServerProtocol(endpoint, options)
     yield* RpcServer.make(TestRpc, { disableTracing: true }).pipe(
       Effect.provideService(RpcServer.Protocol, protocol),
@@ -66,8 +73,12 @@ export const serve = (options: FramedRpc.ServerOptions = {}, invocations: Invoca
   })
 
 /** A typed client over the framed transport, for the test's scope. */
-export const connect = (endpoint: Endpoint.FramedEndpoint, options: FramedRpc.ClientOptions = {}) =>
+export const connect = (endpoint: Endpoint.FramedEndpoint, options: FramedRpc.ClientOptions = {}, engine: Engine = "lean") =>
   Effect.gen(function*() {
+    if (engine === "lean") {
+      const { client, framed } = yield* FramedRpc.makeClient(TestRpc, endpoint, options)
+      return { rpc: client, client: framed }
+    }
     const { client, protocol } = yield* FramedRpc.makeClientProtocol(endpoint, options)
     const rpc = yield* RpcClient.make(TestRpc, { disableTracing: true }).pipe(
       Effect.provideService(RpcClient.Protocol, protocol)

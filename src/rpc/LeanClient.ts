@@ -1,0 +1,243 @@
+import * as Headers from "@effect/platform/Headers"
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcClient from "@effect/rpc/RpcClient"
+import { RpcClientError } from "@effect/rpc/RpcClientError"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import type { FromClientEncoded } from "@effect/rpc/RpcMessage"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Mailbox from "effect/Mailbox"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { formatParseError, type Route, routesOf } from "./internal/routes.js"
+
+/** How the client reaches its server: one message session, which delivers in order, once. */
+export interface Session {
+  /** Queues a message; returns why when it cannot be sent (over the server's size limit). */
+  readonly send: (message: FromClientEncoded) => { readonly message: string } | undefined
+  /** Set while the session is unusable (the server has been unreachable too long): calls fail with it. */
+  readonly failure: () => { readonly message: string } | undefined
+}
+
+/** A lean client and the inputs its transport feeds it. */
+export interface LeanClient<Rpcs extends Rpc.Any> {
+  /** The typed client, shaped like @effect/rpc's RpcClient. */
+  readonly client: RpcClient.RpcClient<Rpcs, RpcClientError>
+  /** Messages from the server, in order. */
+  readonly onMessages: (messages: ReadonlyArray<unknown>) => void
+  /** The session was lost: every call in flight fails with RpcClientError. */
+  readonly onSessionLost: (error: { readonly message: string }) => void
+}
+
+/**
+ * A typed client of an RpcGroup over one message session, speaking @effect/rpc's encoded messages
+ * (a stock RpcServer can answer it). A unary call is one `Effect.async` around a synchronous
+ * encode, a map entry and a send: no forked fiber, runtime or span per call, which is where
+ * RpcClient spends its ~18 µs (docs/BENCHMARKS.md, section 5). Streams are mailboxes acknowledged
+ * chunk by chunk, as RpcClient does. Closing the scope interrupts every call in flight.
+ */
+export const make = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  session: Session
+): Effect.Effect<LeanClient<Rpcs>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const calls = new Calls(session)
+    yield* Effect.addFinalizer(() => Effect.sync(() => calls.shutdown()))
+    return {
+      client: clientOf(group, calls) as RpcClient.RpcClient<Rpcs, RpcClientError>,
+      onMessages: (messages) => {
+        for (const message of messages) calls.receive(message)
+      },
+      onSessionLost: (error) => calls.fail(protocolError(error.message, error))
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// private
+
+interface CallOptions {
+  readonly headers?: Headers.Input | undefined
+  readonly discard?: boolean | undefined
+  readonly asMailbox?: boolean | undefined
+  readonly streamBufferSize?: number | undefined
+}
+
+type Entry =
+  | { readonly _tag: "Unary"; readonly route: Route; readonly resume: (effect: Effect.Effect<unknown, unknown>) => void }
+  | { readonly _tag: "Stream"; readonly route: Route; readonly mailbox: Mailbox.Mailbox<unknown, unknown> }
+
+const clientInterrupt = FiberId.make(-499, 0)
+
+class Calls {
+  private readonly entries = new Map<string, Entry>()
+  private nextId = 0
+  private closed = false
+
+  constructor(private readonly session: Session) {}
+
+  unary(route: Route, input: unknown, options: CallOptions | undefined): Effect.Effect<unknown, unknown> {
+    return Effect.async<unknown, unknown>((resume) => {
+      if (this.closed) return resume(Effect.interrupt)
+      const failure = this.session.failure()
+      if (failure !== undefined) return resume(Effect.fail(protocolError(failure.message, failure)))
+      const payload = route.encodePayload(route.makePayload(input))
+      if (payload._tag === "Left") return resume(Effect.die(formatParseError(payload.left)))
+      const id = String(this.nextId++)
+      const discard = options?.discard === true
+      if (!discard) this.entries.set(id, { _tag: "Unary", route, resume })
+      const problem = this.session.send(request(id, route.tag, payload.right, options?.headers))
+      if (problem !== undefined) {
+        this.entries.delete(id)
+        return resume(Effect.fail(protocolError(problem.message, problem)))
+      }
+      if (discard) return resume(Effect.void)
+      return Effect.sync(() => {
+        if (this.entries.delete(id)) this.session.send({ _tag: "Interrupt", requestId: id })
+      })
+    })
+  }
+
+  stream(
+    route: Route,
+    input: unknown,
+    options: CallOptions | undefined
+  ): Effect.Effect<Mailbox.ReadonlyMailbox<unknown, unknown>, never, Scope.Scope> {
+    return Effect.gen(this, function*() {
+      if (this.closed) return yield* Effect.interrupt
+      const mailbox = yield* Mailbox.make<unknown, unknown>(options?.streamBufferSize ?? 16)
+      const id = String(this.nextId++)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (this.entries.delete(id)) this.session.send({ _tag: "Interrupt", requestId: id })
+        })
+      )
+      const failure = this.session.failure()
+      if (failure !== undefined) {
+        yield* mailbox.fail(protocolError(failure.message, failure))
+        return mailbox
+      }
+      const payload = route.encodePayload(route.makePayload(input))
+      if (payload._tag === "Left") {
+        yield* mailbox.failCause(Cause.die(formatParseError(payload.left)))
+        return mailbox
+      }
+      this.entries.set(id, { _tag: "Stream", route, mailbox })
+      const problem = this.session.send(request(id, route.tag, payload.right, options?.headers))
+      if (problem !== undefined) {
+        this.entries.delete(id)
+        yield* mailbox.fail(protocolError(problem.message, problem))
+      }
+      return mailbox
+    })
+  }
+
+  receive(message: unknown): void {
+    if (typeof message !== "object" || message === null) return
+    const m = message as { readonly _tag?: unknown }
+    switch (m._tag) {
+      case "Exit":
+        return this.exit(message as ExitMessage)
+      case "Chunk":
+        return this.chunk(message as ChunkMessage)
+      case "Defect":
+        return this.failCause(Cause.die((message as { readonly defect: unknown }).defect))
+      case "ClientProtocolError":
+        return this.fail((message as { readonly error: RpcClientError }).error)
+    }
+  }
+
+  fail(error: RpcClientError): void {
+    this.failCause(Cause.fail(error))
+  }
+
+  shutdown(): void {
+    this.closed = true
+    this.failCause(Cause.interrupt(clientInterrupt))
+  }
+
+  private failCause(cause: Cause.Cause<unknown>): void {
+    const entries = [...this.entries.values()]
+    this.entries.clear()
+    for (const entry of entries) {
+      if (entry._tag === "Unary") entry.resume(Effect.failCause(cause))
+      else entry.mailbox.unsafeDone(Exit.failCause(cause))
+    }
+  }
+
+  private exit(message: ExitMessage): void {
+    const id = String(message.requestId)
+    const entry = this.entries.get(id)
+    if (entry === undefined) return
+    this.entries.delete(id)
+    const exit = message.exit as { readonly _tag?: unknown; readonly value?: unknown }
+    if (entry._tag === "Unary" && exit?._tag === "Success") {
+      const value = entry.route.decodeSuccess(exit.value)
+      return entry.resume(value._tag === "Right" ? Effect.succeed(value.right) : Effect.die(formatParseError(value.left)))
+    }
+    const decoded = entry.route.decodeExit(exit)
+    const result: Exit.Exit<unknown, unknown> = decoded._tag === "Right"
+      ? decoded.right
+      : Exit.die(formatParseError(decoded.left))
+    if (entry._tag === "Unary") entry.resume(result)
+    else entry.mailbox.unsafeDone(Exit.asVoid(result))
+  }
+
+  // The Ack goes back once the values are in the mailbox, so a slow reader slows the server's stream.
+  private chunk(message: ChunkMessage): void {
+    const id = String(message.requestId)
+    const entry = this.entries.get(id)
+    if (entry === undefined || entry._tag !== "Stream") return
+    const values = entry.route.decodeChunk(message.values)
+    if (values._tag === "Left") {
+      this.entries.delete(id)
+      this.session.send({ _tag: "Interrupt", requestId: id })
+      entry.mailbox.unsafeDone(Exit.die(formatParseError(values.left)))
+      return
+    }
+    const rest = entry.mailbox.unsafeOfferAll(values.right)
+    const ack = (): void => {
+      if (this.entries.has(id)) this.session.send({ _tag: "Ack", requestId: id })
+    }
+    if (rest.length === 0) return ack()
+    Effect.runFork(Effect.map(entry.mailbox.offerAll(rest), ack))
+  }
+}
+
+const clientOf = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, calls: Calls): unknown => {
+  const client: Record<string, any> = {}
+  for (const route of routesOf(group).values()) {
+    const dot = route.tag.indexOf(".")
+    const target = dot === -1 ? client : (client[route.tag.slice(0, dot)] ??= {})
+    const method = dot === -1 ? route.tag : route.tag.slice(dot + 1)
+    target[method] = route.isStream
+      ? (input: unknown, options?: CallOptions) => {
+        const mailbox = calls.stream(route, input, options)
+        return options?.asMailbox === true ? mailbox : Stream.unwrapScoped(Effect.map(mailbox, Mailbox.toStream))
+      }
+      : (input: unknown, options?: CallOptions) => calls.unary(route, input, options)
+  }
+  return client
+}
+
+const request = (id: string, tag: string, payload: unknown, headers: Headers.Input | undefined): FromClientEncoded => ({
+  _tag: "Request",
+  id,
+  tag,
+  payload,
+  headers: headers === undefined ? [] : Object.entries(Headers.fromInput(headers))
+})
+
+const protocolError = (message: string, cause: unknown): RpcClientError =>
+  new RpcClientError({ reason: "Protocol", message, cause })
+
+interface ExitMessage {
+  readonly requestId: unknown
+  readonly exit: unknown
+}
+
+interface ChunkMessage {
+  readonly requestId: unknown
+  readonly values: unknown
+}
