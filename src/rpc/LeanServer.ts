@@ -171,7 +171,9 @@ class Server {
     try {
       result = handled.handler(payload.right, {
         clientId,
-        headers: Array.isArray(request.headers) ? Headers.fromInput(request.headers) : Headers.empty
+        headers: Array.isArray(request.headers) && request.headers.length > 0
+          ? Headers.fromInput(request.headers)
+          : Headers.empty
       })
     } catch (defect) {
       return this.die(clientId, id, defect)

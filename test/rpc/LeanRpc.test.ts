@@ -30,7 +30,11 @@ class LeanTestRpc extends RpcGroup.make(
     error: Refused,
     stream: true
   }),
-  Rpc.make("Date", { payload: { at: Schema.DateFromNumber }, success: Schema.DateFromNumber })
+  Rpc.make("Date", { payload: { at: Schema.DateFromNumber }, success: Schema.DateFromNumber }),
+  Rpc.make("Defaulted", {
+    payload: { n: Schema.Int.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => 7)) },
+    success: Schema.Int
+  })
 ) {}
 
 /** What the handlers saw, for assertions on the server's side. */
@@ -62,7 +66,8 @@ const handlers = (seen: Seen) =>
           })
         )
       ),
-    Date: ({ at }) => Effect.succeed(new Date(at.getTime() + 1000))
+    Date: ({ at }) => Effect.succeed(new Date(at.getTime() + 1000)),
+    Defaulted: ({ n }) => Effect.succeed(n)
   })
 
 const endpointOnFreePort = Effect.map(
@@ -112,6 +117,9 @@ describe("lean RPC engine", () => {
         // Transformations run on both ends: a Date travels as a number and comes back as a Date.
         const later = yield* rpc.Date({ at: new Date(1_000) })
         assert.strictEqual(later.getTime(), 2_000)
+        // A payload field with a constructor default may be left out by the caller.
+        assert.strictEqual(yield* rpc.Defaulted({}), 7)
+        assert.strictEqual(yield* rpc.Defaulted({ n: 3 }), 3)
         const refused = yield* Effect.flip(rpc.Greet({ name: "nobody" }))
         assert.strictEqual(refused._tag, "Refused")
         assert.strictEqual((refused as Refused).reason, "no name")

@@ -56,19 +56,40 @@ export const formatParseError = (error: ParseError): string => TreeFormatter.for
 
 type AnySchema = Schema.Schema<any, any, never>
 
+/**
+ * What turns a caller's input into the payload: a struct without constructor defaults takes the
+ * input as it is; otherwise the schema's `make` runs, without validation, which the encoder does.
+ */
+const payloadConstructor = (schema: unknown): (input: unknown) => unknown => {
+  const { fields, make } = schema as {
+    readonly fields?: Record<PropertyKey, unknown>
+    readonly make?: (input: unknown, options?: unknown) => unknown
+  }
+  if (make === undefined) return (input) => input
+  if (fields !== undefined && !Reflect.ownKeys(fields).some((key) => hasConstructorDefault(fields[key]))) {
+    return (input) => input
+  }
+  return (input) => make(input, { disableValidation: true })
+}
+
+const hasConstructorDefault = (field: unknown): boolean => {
+  if (!Schema.isPropertySignature(field)) return false
+  const ast = field.ast
+  return (ast._tag === "PropertySignatureDeclaration" ? ast.defaultValue : ast.to.defaultValue) !== undefined
+}
+
 const routeOf = (rpc: Rpc.AnyWithProps): Route => {
   const payload = rpc.payloadSchema as unknown as AnySchema
   const success = rpc.successSchema as AnySchema
   const exit = Rpc.exitSchema(rpc as any) as unknown as AnySchema
   const streamSchemas = RpcSchema.getStreamSchemas(rpc.successSchema.ast)
   const chunk = Schema.Array(Option.isSome(streamSchemas) ? streamSchemas.value.success as AnySchema : Schema.Any)
-  const make = (rpc.payloadSchema as { readonly make?: (input: unknown, options?: unknown) => unknown }).make
+  const make = payloadConstructor(rpc.payloadSchema)
   return {
     rpc,
     tag: rpc._tag,
     isStream: RpcSchema.isStreamSchema(rpc.successSchema),
-    // Constructor defaults still apply; validation is left to the encoder, which checks the same types.
-    makePayload: make === undefined ? (input) => input : (input) => make(input, { disableValidation: true }),
+    makePayload: make,
     encodePayload: Schema.encodeUnknownEither(payload),
     decodePayload: Schema.decodeUnknownEither(payload),
     encodeSuccess: Schema.encodeUnknownEither(success),
