@@ -1,5 +1,4 @@
 import * as Rpc from "@effect/rpc/Rpc"
-import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
@@ -68,11 +67,7 @@ export const conformance = (transport: TransportCase): void => {
     const serve = (endpoint: Endpoint.Endpoint) =>
       Layer.build(Transport.layerServer(ConformanceRpc, endpoint, transport.server).pipe(Layer.provide(handlers)))
 
-    const connect = (endpoint: Endpoint.Endpoint) =>
-      Effect.flatMap(
-        Layer.build(Transport.layerClientProtocol(endpoint, transport.client)),
-        (protocol) => RpcClient.make(ConformanceRpc, { disableTracing: true }).pipe(Effect.provide(protocol))
-      )
+    const connect = (endpoint: Endpoint.Endpoint) => Transport.makeClient(ConformanceRpc, endpoint, transport.client)
 
     it.scopedLive("answers calls and streams, and keeps each sender's order", () =>
       Effect.gen(function*() {
