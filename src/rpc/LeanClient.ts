@@ -3,7 +3,6 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcClient from "@effect/rpc/RpcClient"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import type { FromClientEncoded } from "@effect/rpc/RpcMessage"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,11 +11,12 @@ import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { formatParseError, type Route, routesOf } from "./internal/routes.js"
+import { type ClientMessage, ClientTag, isRequestId, ServerTag } from "./Wire.js"
 
 /** How the client reaches its server: one message session, which delivers in order, once. */
 export interface Session {
   /** Queues a message; returns why when it cannot be sent (over the server's size limit). */
-  readonly send: (message: FromClientEncoded) => { readonly message: string } | undefined
+  readonly send: (message: ClientMessage) => { readonly message: string } | undefined
   /** Set while the session is unusable (the server has been unreachable too long): calls fail with it. */
   readonly failure: () => { readonly message: string } | undefined
 }
@@ -32,8 +32,8 @@ export interface LeanClient<Rpcs extends Rpc.Any> {
 }
 
 /**
- * A typed client of an RpcGroup over one message session, speaking @effect/rpc's encoded messages
- * (a stock RpcServer can answer it). A unary call is one `Effect.async` around a synchronous
+ * A typed client of an RpcGroup over one message session, speaking @effect/rpc's messages in their
+ * compact form (`Wire.ts`; a stock RpcServer can answer it through an adapter). A unary call is one `Effect.async` around a synchronous
  * encode, a map entry and a send: no forked fiber, runtime or span per call, which is where
  * RpcClient spends its ~18 µs (docs/BENCHMARKS.md, section 5). Streams are mailboxes acknowledged
  * chunk by chunk, as RpcClient does. Closing the scope interrupts every call in flight.
@@ -71,7 +71,7 @@ type Entry =
 const clientInterrupt = FiberId.make(-499, 0)
 
 class Calls {
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries = new Map<number, Entry>()
   private nextId = 0
   private closed = false
 
@@ -84,7 +84,7 @@ class Calls {
       if (failure !== undefined) return resume(Effect.fail(protocolError(failure.message, failure)))
       const payload = route.encodePayload(route.makePayload(input))
       if (payload._tag === "Left") return resume(Effect.die(formatParseError(payload.left)))
-      const id = String(this.nextId++)
+      const id = this.nextId++
       const discard = options?.discard === true
       if (!discard) this.entries.set(id, { _tag: "Unary", route, resume })
       const problem = this.session.send(request(id, route.tag, payload.right, options?.headers))
@@ -94,7 +94,7 @@ class Calls {
       }
       if (discard) return resume(Effect.void)
       return Effect.sync(() => {
-        if (this.entries.delete(id)) this.session.send({ _tag: "Interrupt", requestId: id })
+        if (this.entries.delete(id)) this.session.send([ClientTag.Interrupt, id])
       })
     })
   }
@@ -107,10 +107,10 @@ class Calls {
     return Effect.gen(this, function*() {
       if (this.closed) return yield* Effect.interrupt
       const mailbox = yield* Mailbox.make<unknown, unknown>(options?.streamBufferSize ?? 16)
-      const id = String(this.nextId++)
+      const id = this.nextId++
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
-          if (this.entries.delete(id)) this.session.send({ _tag: "Interrupt", requestId: id })
+          if (this.entries.delete(id)) this.session.send([ClientTag.Interrupt, id])
         })
       )
       const failure = this.session.failure()
@@ -134,17 +134,16 @@ class Calls {
   }
 
   receive(message: unknown): void {
-    if (typeof message !== "object" || message === null) return
-    const m = message as { readonly _tag?: unknown }
-    switch (m._tag) {
-      case "Exit":
-        return this.exit(message as ExitMessage)
-      case "Chunk":
-        return this.chunk(message as ChunkMessage)
-      case "Defect":
-        return this.failCause(Cause.die((message as { readonly defect: unknown }).defect))
-      case "ClientProtocolError":
-        return this.fail((message as { readonly error: RpcClientError }).error)
+    if (!Array.isArray(message)) return
+    switch (message[0]) {
+      case ServerTag.Success:
+        return this.success(message[1], message[2])
+      case ServerTag.Failure:
+        return this.failure(message[1], message[2])
+      case ServerTag.Chunk:
+        return this.chunk(message[1], message[2])
+      case ServerTag.Defect:
+        return this.failCause(Cause.die(message[1]))
     }
   }
 
@@ -166,39 +165,50 @@ class Calls {
     }
   }
 
-  private exit(message: ExitMessage): void {
-    const id = String(message.requestId)
+  private take(id: unknown): Entry | undefined {
+    if (!isRequestId(id)) return undefined
     const entry = this.entries.get(id)
+    if (entry !== undefined) this.entries.delete(id)
+    return entry
+  }
+
+  private success(id: unknown, encoded: unknown): void {
+    const entry = this.take(id)
     if (entry === undefined) return
-    this.entries.delete(id)
-    const exit = message.exit as { readonly _tag?: unknown; readonly value?: unknown }
-    if (entry._tag === "Unary" && exit?._tag === "Success") {
-      const value = entry.route.decodeSuccess(exit.value)
-      return entry.resume(value._tag === "Right" ? Effect.succeed(value.right) : Effect.die(formatParseError(value.left)))
+    if (entry._tag === "Stream") {
+      entry.mailbox.unsafeDone(Exit.void)
+      return
     }
-    const decoded = entry.route.decodeExit(exit)
-    const result: Exit.Exit<unknown, unknown> = decoded._tag === "Right"
+    const value = entry.route.decodeSuccess(encoded)
+    entry.resume(value._tag === "Right" ? Effect.succeed(value.right) : Effect.die(formatParseError(value.left)))
+  }
+
+  private failure(id: unknown, cause: unknown): void {
+    const entry = this.take(id)
+    if (entry === undefined) return
+    const decoded = entry.route.decodeExit({ _tag: "Failure", cause })
+    const exit: Exit.Exit<unknown, unknown> = decoded._tag === "Right"
       ? decoded.right
       : Exit.die(formatParseError(decoded.left))
-    if (entry._tag === "Unary") entry.resume(result)
-    else entry.mailbox.unsafeDone(Exit.asVoid(result))
+    if (entry._tag === "Unary") entry.resume(exit)
+    else entry.mailbox.unsafeDone(Exit.asVoid(exit))
   }
 
   // The Ack goes back once the values are in the mailbox, so a slow reader slows the server's stream.
-  private chunk(message: ChunkMessage): void {
-    const id = String(message.requestId)
+  private chunk(id: unknown, encoded: unknown): void {
+    if (!isRequestId(id)) return
     const entry = this.entries.get(id)
     if (entry === undefined || entry._tag !== "Stream") return
-    const values = entry.route.decodeChunk(message.values)
+    const values = entry.route.decodeChunk(encoded)
     if (values._tag === "Left") {
       this.entries.delete(id)
-      this.session.send({ _tag: "Interrupt", requestId: id })
+      this.session.send([ClientTag.Interrupt, id])
       entry.mailbox.unsafeDone(Exit.die(formatParseError(values.left)))
       return
     }
     const rest = entry.mailbox.unsafeOfferAll(values.right)
     const ack = (): void => {
-      if (this.entries.has(id)) this.session.send({ _tag: "Ack", requestId: id })
+      if (this.entries.has(id)) this.session.send([ClientTag.Ack, id])
     }
     if (rest.length === 0) return ack()
     Effect.runFork(Effect.map(entry.mailbox.offerAll(rest), ack))
@@ -221,23 +231,10 @@ const clientOf = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, calls: C
   return client
 }
 
-const request = (id: string, tag: string, payload: unknown, headers: Headers.Input | undefined): FromClientEncoded => ({
-  _tag: "Request",
-  id,
-  tag,
-  payload,
-  headers: headers === undefined ? [] : Object.entries(Headers.fromInput(headers))
-})
+const request = (id: number, tag: string, payload: unknown, headers: Headers.Input | undefined): ClientMessage =>
+  headers === undefined
+    ? [ClientTag.Request, id, tag, payload]
+    : [ClientTag.Request, id, tag, payload, Object.entries(Headers.fromInput(headers))]
 
 const protocolError = (message: string, cause: unknown): RpcClientError =>
   new RpcClientError({ reason: "Protocol", message, cause })
-
-interface ExitMessage {
-  readonly requestId: unknown
-  readonly exit: unknown
-}
-
-interface ChunkMessage {
-  readonly requestId: unknown
-  readonly values: unknown
-}

@@ -1,7 +1,6 @@
 import * as Headers from "@effect/platform/Headers"
 import * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import type { FromServerEncoded } from "@effect/rpc/RpcMessage"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
@@ -14,11 +13,12 @@ import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { formatParseError, type Route, routesOf } from "./internal/routes.js"
+import { ClientTag, isRequestId, type ServerMessage, ServerTag } from "./Wire.js"
 
 /** How the server reaches its clients: the transport's sessions, which deliver messages in order, once. */
 export interface Sessions {
   /** Queues a message to a client; returns why when it cannot be sent (over the client's size limit). */
-  readonly send: (clientId: number, message: FromServerEncoded) => { readonly message: string } | undefined
+  readonly send: (clientId: number, message: ServerMessage) => { readonly message: string } | undefined
 }
 
 /** What the transport tells the server about its sessions. */
@@ -38,12 +38,13 @@ export interface Options {
 }
 
 /**
- * Serves an RpcGroup's handlers to message sessions. It speaks @effect/rpc's encoded messages
- * (Request, Ack, Interrupt, Eof, Ping in; Exit, Chunk, Pong out), so a stock RpcClient can call
- * it, but a request costs one fiber and two synchronous schema passes: no per-request runtime,
- * span, scope or schema effect, which is where RpcServer spends its ~16 µs per call
- * (docs/BENCHMARKS.md, section 5). A handler's defect fails its own request, not the client's
- * others. Middleware is not run; groups that declare it use the stock server.
+ * Serves an RpcGroup's handlers to message sessions. It speaks @effect/rpc's messages in their
+ * compact form (`Wire.ts`), so a stock RpcClient can call it through an adapter, but a request
+ * costs at most one fiber and two synchronous schema passes: no per-request runtime, span, scope
+ * or schema effect, which is where RpcServer spends its ~16 µs per call (docs/BENCHMARKS.md,
+ * section 5), and none of those when the handler answers with `Effect.succeed` or `Effect.fail`.
+ * A handler's defect fails its own request, not the client's others. Middleware is not run;
+ * groups that declare it use the stock server.
  */
 export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
@@ -73,9 +74,9 @@ interface Handled {
 }
 
 interface Client {
-  readonly fibers: Map<string, Fiber.RuntimeFiber<unknown, unknown>>
+  readonly fibers: Map<number, Fiber.RuntimeFiber<unknown, unknown>>
   /** Stream requests waiting for the client to acknowledge their last chunk. */
-  readonly acks: Map<string, () => void>
+  readonly acks: Map<number, () => void>
 }
 
 const handlersOf = <Rpcs extends Rpc.Any>(
@@ -115,22 +116,22 @@ class Server {
   }
 
   receive(clientId: number, message: unknown): void {
-    if (this.closed || typeof message !== "object" || message === null) return
+    if (this.closed) return
     const client = this.client(clientId)
-    const m = message as { readonly _tag?: unknown; readonly requestId?: unknown }
-    switch (m._tag) {
-      case "Request":
-        return this.request(clientId, client, message as RequestMessage)
-      case "Ack":
-        return void client.acks.get(String(m.requestId))?.()
-      case "Interrupt":
-        return this.interrupt(clientId, client, String(m.requestId))
-      case "Ping":
-        return void this.sessions.send(clientId, { _tag: "Pong" })
-      case "Eof":
+    if (!Array.isArray(message)) return this.defect(clientId, "a message that is not a list")
+    switch (message[0]) {
+      case ClientTag.Request:
+        return this.request(clientId, client, message)
+      case ClientTag.Ack:
+        return void client.acks.get(message[1])?.()
+      case ClientTag.Interrupt:
+        return this.interrupt(clientId, client, message[1])
+      case ClientTag.Ping:
+        return void this.sessions.send(clientId, [ServerTag.Pong])
+      case ClientTag.Eof:
         return
       default:
-        this.sessions.send(clientId, { _tag: "Defect", defect: `unknown message tag: ${String(m._tag)}` })
+        return this.defect(clientId, `unknown message tag ${String(message[0])}`)
     }
   }
 
@@ -160,26 +161,27 @@ class Server {
     return client
   }
 
-  private request(clientId: number, client: Client, request: RequestMessage): void {
-    const id = String(request.id)
-    const handled = this.handlers.get(String(request.tag))
-    if (handled === undefined) return this.die(clientId, id, `unknown request tag: ${String(request.tag)}`)
+  private request(clientId: number, client: Client, request: ReadonlyArray<unknown>): void {
+    const [, id, tag, encodedPayload, headers] = request
+    if (!isRequestId(id)) return this.defect(clientId, `a request without a valid id: ${String(id)}`)
+    const handled = this.handlers.get(String(tag))
+    if (handled === undefined) return this.die(clientId, id, `unknown request tag: ${String(tag)}`)
     if (client.fibers.has(id)) return this.die(clientId, id, `request id ${id} is already running`)
-    const payload = handled.route.decodePayload(request.payload)
+    const payload = handled.route.decodePayload(encodedPayload)
     if (payload._tag === "Left") return this.die(clientId, id, formatParseError(payload.left))
     let result: unknown
     try {
       result = handled.handler(payload.right, {
         clientId,
-        headers: Array.isArray(request.headers) && request.headers.length > 0
-          ? Headers.fromInput(request.headers)
-          : Headers.empty
+        headers: Array.isArray(headers) && headers.length > 0 ? Headers.fromInput(headers) : Headers.empty
       })
     } catch (defect) {
       return this.die(clientId, id, defect)
     }
     const wrapper = typeof result === "object" && result !== null && Rpc.isWrapper(result) ? result : undefined
     const body = (wrapper === undefined ? result : wrapper.value) as Effect.Effect<unknown, unknown>
+    // A handler that answers with a value it already has (Effect.succeed, Effect.fail) needs no fiber.
+    if (!handled.route.isStream && Exit.isExit(body)) return this.reply(clientId, id, handled.route, body)
     let effect = handled.route.isStream ? this.stream(clientId, client, id, handled.route, body) : body
     if (this.permits !== undefined && wrapper?.fork !== true) effect = this.permits.withPermits(1)(effect)
     if (wrapper?.uninterruptible === true) effect = Effect.uninterruptible(effect)
@@ -194,17 +196,18 @@ class Server {
     })
   }
 
-  private interrupt(clientId: number, client: Client, id: string): void {
+  private interrupt(clientId: number, client: Client, id: unknown): void {
+    if (!isRequestId(id)) return this.defect(clientId, `an interrupt without a valid id: ${String(id)}`)
     const fiber = client.fibers.get(id)
     if (fiber !== undefined) fiber.unsafeInterruptAsFork(clientInterrupt)
-    else this.sessions.send(clientId, { _tag: "Exit", requestId: id, exit: interruptedExit })
+    else this.sessions.send(clientId, [ServerTag.Failure, id, interruptedCause])
   }
 
   // Chunks go out one at a time: the next waits for the client's Ack, which is the stream's flow control.
   private stream(
     clientId: number,
     client: Client,
-    id: string,
+    id: number,
     route: Route,
     body: unknown
   ): Effect.Effect<void, unknown> {
@@ -217,11 +220,7 @@ class Server {
           client.acks.delete(id)
           resume(Effect.void)
         })
-        const problem = this.sessions.send(clientId, {
-          _tag: "Chunk",
-          requestId: id,
-          values: encoded.right as [unknown, ...Array<unknown>]
-        })
+        const problem = this.sessions.send(clientId, [ServerTag.Chunk, id, encoded.right])
         if (problem !== undefined) resume(Effect.die(`chunk not sent: ${problem.message}`))
       })
     }
@@ -245,40 +244,33 @@ class Server {
     return Stream.runForEachChunk(body as Stream.Stream<unknown, unknown>, (chunk) => send(Chunk.toReadonlyArray(chunk)))
   }
 
-  private reply(clientId: number, id: string, route: Route, exit: Exit.Exit<unknown, unknown>): void {
+  private reply(clientId: number, id: number, route: Route, exit: Exit.Exit<unknown, unknown>): void {
+    let message: ServerMessage
     if (Exit.isSuccess(exit) && !route.isStream) {
       const value = route.encodeSuccess(exit.value)
       if (value._tag === "Left") return this.die(clientId, id, formatParseError(value.left))
-      const problem = this.sessions.send(clientId, {
-        _tag: "Exit",
-        requestId: id,
-        exit: { _tag: "Success", value: value.right }
-      })
-      if (problem !== undefined) this.die(clientId, id, `reply not sent: ${problem.message}`)
-      return
+      message = [ServerTag.Success, id, value.right]
+    } else {
+      const encoded = route.encodeExit(exit)
+      if (encoded._tag === "Left") return this.die(clientId, id, formatParseError(encoded.left))
+      const exitEncoded = encoded.right as { readonly _tag: string; readonly value?: unknown; readonly cause?: unknown }
+      message = exitEncoded._tag === "Success"
+        ? [ServerTag.Success, id, exitEncoded.value]
+        : [ServerTag.Failure, id, exitEncoded.cause]
     }
-    const encoded = route.encodeExit(exit)
-    if (encoded._tag === "Left") return this.die(clientId, id, formatParseError(encoded.left))
-    const problem = this.sessions.send(clientId, { _tag: "Exit", requestId: id, exit: encoded.right as never })
+    const problem = this.sessions.send(clientId, message)
     if (problem !== undefined) this.die(clientId, id, `reply not sent: ${problem.message}`)
   }
 
-  private die(clientId: number, id: string, defect: unknown): void {
+  private die(clientId: number, id: number, defect: unknown): void {
     const text = typeof defect === "string" ? defect : Cause.pretty(Cause.die(defect))
-    this.sessions.send(clientId, {
-      _tag: "Exit",
-      requestId: id,
-      exit: { _tag: "Failure", cause: { _tag: "Die", defect: text } }
-    })
+    this.sessions.send(clientId, [ServerTag.Failure, id, { _tag: "Die", defect: text }])
+  }
+
+  // A message that cannot be tied to a request: the client is told, and its calls fail.
+  private defect(clientId: number, problem: string): void {
+    this.sessions.send(clientId, [ServerTag.Defect, `protocol error: ${problem}`])
   }
 }
 
-interface RequestMessage {
-  readonly _tag: "Request"
-  readonly id: unknown
-  readonly tag: unknown
-  readonly payload: unknown
-  readonly headers?: unknown
-}
-
-const interruptedExit = { _tag: "Failure", cause: { _tag: "Interrupt", fiberId: { _tag: "None" } } } as const
+const interruptedCause = { _tag: "Interrupt", fiberId: { _tag: "None" } } as const

@@ -200,9 +200,9 @@ const garbage = (kind: GarbageKind, next: () => number, maxFrameBytes: number): 
     FramedWire.writeU64(header, 8, 1 + int(3))
     const choice = int(4)
     const body = choice === 0
-      ? packr.pack({ _tag: "Request", id: String(int(1000)), tag: "Echo", payload: { text: "x" }, headers: [] })
+      ? packr.pack([0, int(1000), "Echo", { text: "x" }])
       : choice === 1
-      ? packr.pack({ _tag: ["Ack", "Interrupt", "Eof", "Ping", "Nope"][int(5)], requestId: String(int(10)) })
+      ? packr.pack([int(6), int(10)])
       : randomBytes(int(200))
     const type = next() < 0.7 ? FramedWire.FramedType.Data : int(65536) - 32768
     frames.push(encode(type, Buffer.concat([header, body])))

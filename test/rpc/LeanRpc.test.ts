@@ -169,18 +169,18 @@ describe("lean RPC engine", () => {
       assert.isAtMost(seen.produced, 3 * 4096)
     }))
 
-  it.scopedLive("concurrency bounds the requests running at once", () =>
+  it.scopedLive("concurrency bounds the requests running at once; an answer already made needs no turn", () =>
     Effect.gen(function*() {
       const seen = newSeen()
       const rpc = yield* connect("lean", yield* serve("lean", seen, { concurrency: 1 }))
-      yield* Effect.fork(rpc.Wait({ key: "first" }))
-      yield* Effect.fork(rpc.Wait({ key: "second" }))
+      const first = yield* Effect.fork(rpc.Wait({ key: "first" }))
       yield* waitUntil(() => seen.started.has("first"), 5000, "the first handler to start")
-      // The second waits for a permit; a greeting waits behind both.
-      const greeting = yield* Effect.fork(rpc.Greet({ name: "queued" }))
-      const stillWaiting = yield* Effect.timeout(Fiber.join(greeting), "300 millis").pipe(Effect.option)
-      assert.isTrue(stillWaiting._tag === "None")
+      yield* Effect.fork(rpc.Wait({ key: "second" }))
+      // Greet answers with Effect.succeed: nothing runs, so it does not wait for the permit.
+      assert.strictEqual(yield* rpc.Greet({ name: "meanwhile" }), "hello meanwhile")
       assert.isFalse(seen.started.has("second"))
+      yield* Fiber.interrupt(first)
+      yield* waitUntil(() => seen.started.has("second"), 5000, "the second handler to start once the first is gone")
     }))
 
   it.scopedLive("a client that goes away is reported once through onDisconnect, with its calls interrupted", () =>
@@ -202,24 +202,32 @@ describe("lean RPC engine", () => {
       const endpoint = yield* serve("lean", seen)
       const peer = yield* rawPeer(endpoint)
       peer.socket.write(dataFrame(1, [
-        { _tag: "Request", id: "1", tag: "NoSuchRpc", payload: {}, headers: [] },
-        { _tag: "Request", id: "2", tag: "Greet", payload: { name: 42 }, headers: [] },
-        { _tag: "Request", id: "3", tag: "Wait", payload: { key: "dup" }, headers: [] },
-        { _tag: "Request", id: "3", tag: "Wait", payload: { key: "dup" }, headers: [] },
-        { _tag: "Request", id: "4", tag: "Greet", payload: { name: "fine" }, headers: [] },
-        "not even an object"
+        [0, 1, "NoSuchRpc", {}],
+        [0, 2, "Greet", { name: 42 }],
+        [0, 3, "Wait", { key: "dup" }],
+        [0, 3, "Wait", { key: "dup" }],
+        [0, 4, "Greet", { name: "fine" }]
       ]))
       const replies: Array<any> = []
       yield* waitUntil(() => {
         replies.length = 0
-        for (const frame of peer.frames) if (frame.type === FramedWire.FramedType.Data) replies.push(...dataMessages(frame))
+        for (const frame of peer.frames) {
+          if (frame.type === FramedWire.FramedType.Data) replies.push(...dataMessages(frame))
+        }
         return replies.length >= 4
       }, 5000, "four replies")
-      const byId = new Map(replies.map((reply) => [reply.requestId, reply.exit]))
-      assert.include(byId.get("1").cause.defect, "unknown request tag: NoSuchRpc")
-      assert.include(byId.get("2").cause.defect, "Expected string")
-      assert.include(byId.get("3").cause.defect, "already running")
-      assert.deepStrictEqual(byId.get("4"), { _tag: "Success", value: "hello fine" })
+      // [1, id, cause] is a failure; [0, id, value] a success.
+      const byId = new Map(replies.map((reply) => [reply[1], reply]))
+      assert.include(byId.get(1)[2].defect, "unknown request tag: NoSuchRpc")
+      assert.include(byId.get(2)[2].defect, "Expected string")
+      assert.include(byId.get(3)[2].defect, "already running")
+      assert.deepStrictEqual(byId.get(4), [0, 4, "hello fine"])
+      // A message that is not a request at all is a protocol error for the client: it is told, and still served.
+      peer.socket.write(dataFrame(6, ["not a list", [0, 5, "Greet", { name: "after" }]]))
+      yield* waitUntil(() => {
+        const all = peer.frames.filter((f) => f.type === FramedWire.FramedType.Data).flatMap(dataMessages)
+        return all.some((m) => m[0] === 4) && all.some((m) => m[1] === 5 && m[2] === "hello after")
+      }, 5000, "a defect and the next answer")
     }))
 
   it.scopedLive("Transport serves and calls framed:// with the lean engine, and other schemes with @effect/rpc", () =>

@@ -12,6 +12,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as LeanClient from "../../rpc/LeanClient.js"
 import * as LeanServer from "../../rpc/LeanServer.js"
+import * as Wire from "../../rpc/Wire.js"
 import type * as Endpoint from "../Endpoint.js"
 import type { ConnectFailed, ListenFailed } from "../Errors.js"
 import * as FramedClient from "./FramedClient.js"
@@ -115,7 +116,11 @@ export const makeServerProtocol = (
             disconnects.offer(clientId)
           ))
         },
-        onMessages: (clientId, messages) => inboxes.get(clientId)?.offerAll(messages as ReadonlyArray<FromClientEncoded>),
+        // Compact messages become @effect/rpc's; one that is not a message reaches RpcServer as an unknown tag.
+        onMessages: (clientId, messages) =>
+          inboxes.get(clientId)?.offerAll(
+            messages.map((message) => Wire.toClientEncoded(message) ?? ({ _tag: "Unknown" } as never))
+          ),
         onEnd: (clientId) => {
           inboxes.get(clientId)?.close()
           inboxes.delete(clientId)
@@ -149,7 +154,12 @@ export const makeClientProtocol = (
     const protocol = yield* RpcClient.Protocol.make(Effect.fnUntraced(function*(writeResponse) {
       const inbox = new Inbox<FromServerEncoded>()
       client = yield* FramedClient.make(endpoint, options, {
-        onMessages: (messages) => inbox.offerAll(messages as ReadonlyArray<FromServerEncoded>),
+        onMessages: (messages) => {
+          for (const message of messages) {
+            const decoded = Wire.toServerEncoded(message)
+            if (decoded !== undefined) inbox.offer(decoded)
+          }
+        },
         // Failing every call in flight is how RpcClient learns that their replies will never come.
         onSessionLost: (error) =>
           inbox.offer({
@@ -165,7 +175,7 @@ export const makeClientProtocol = (
             if (failure !== undefined) {
               return Effect.fail(new RpcClientError({ reason: "Protocol", message: failure.message, cause: failure }))
             }
-            const tooLarge = client.send(request)
+            const tooLarge = client.send(Wire.fromClientEncoded(request))
             return tooLarge === undefined
               ? Effect.void
               : Effect.fail(new RpcClientError({ reason: "Protocol", message: tooLarge.message, cause: tooLarge }))
@@ -182,13 +192,15 @@ export const makeClientProtocol = (
 
 // A reply over the client's frame limit becomes a defect for that request, so the caller learns why.
 const sendResponse = (server: FramedServer.FramedServer, clientId: number, response: FromServerEncoded): void => {
-  const tooLarge = server.send(clientId, response)
+  const message = Wire.fromServerEncoded(response)
+  if (message === undefined) return
+  const tooLarge = server.send(clientId, message)
   if (tooLarge === undefined) return
   if (response._tag === "Exit" || response._tag === "Chunk") {
-    server.send(clientId, {
-      _tag: "Exit",
-      requestId: response.requestId,
-      exit: { _tag: "Failure", cause: { _tag: "Die", defect: `reply not sent: ${tooLarge.message}` } }
-    } satisfies FromServerEncoded)
+    server.send(clientId, [
+      Wire.ServerTag.Failure,
+      Number(response.requestId),
+      { _tag: "Die", defect: `reply not sent: ${tooLarge.message}` }
+    ])
   }
 }

@@ -160,11 +160,5 @@ export const dataFrame = (first: number, messages: ReadonlyArray<unknown>, ack =
 export const dataMessages = (frame: Frame.Frame): Array<any> =>
   new Unpackr({ useRecords: false }).unpackMultiple(Buffer.from(frame.data.subarray(16))) as Array<any>
 
-/** A raw Echo request as RpcClient would encode it. */
-export const echoRequest = (id: number, text: string) => ({
-  _tag: "Request",
-  id: String(id),
-  tag: "Echo",
-  payload: { text },
-  headers: []
-})
+/** A raw Echo request in the framed transport's compact RPC form (`src/rpc/Wire.ts`). */
+export const echoRequest = (id: number, text: string) => [0, id, "Echo", { text }]
