@@ -109,9 +109,9 @@ const shapeOf = (kind: "class" | "object", target: any, ownHelp: (() => unknown)
     for (const key of Object.getOwnPropertyNames(proto)) {
       if (hidden(key) || functions.has(key)) continue
       const descriptor = Object.getOwnPropertyDescriptor(proto, key)
-      if (descriptor !== undefined && typeof descriptor.value === "function" && !isClass(descriptor.value)) {
-        functions.set(key, descriptor.value)
-      }
+      // An own getter is read (a CommonJS build exports through getters); a getter up the chain is a property, not a method.
+      const value = descriptor?.get !== undefined && proto === target ? target[key] : descriptor?.value
+      if (typeof value === "function" && !isClass(value)) functions.set(key, value)
     }
   }
   return {
