@@ -214,7 +214,8 @@ const pythonString = (text: string): string => {
 const pythonNumber = (value: number): string => {
   if (Number.isNaN(value)) return "NaN"
   if (!Number.isFinite(value)) return value > 0 ? "Infinity" : "-Infinity"
-  if (Number.isInteger(value)) return Math.abs(value) < 1e21 ? String(value) : BigInt(value).toString()
+  // What Python writes after reading JavaScript's JSON for the number: digits are an int, 1e+21 a float.
+  if (Number.isInteger(value) && Math.abs(value) < 1e21) return String(value)
   const [mantissa, exponentText] = value.toExponential().split("e") as [string, string]
   const exponent = Number(exponentText)
   const negative = mantissa.startsWith("-")

@@ -6,7 +6,6 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Runtime from "effect/Runtime"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Path from "node:path"
@@ -15,8 +14,10 @@ import * as Supervisor from "../actors/Supervisor.js"
 import * as Config from "./Config.js"
 import { type ConfigError, ModuleError } from "./Errors.js"
 import { FileWatch } from "./FileWatch.js"
+import { ConfigReport, type ModuleEvent, type ModuleInfo, type ReloadOutcome } from "./ModuleInfo.js"
 import * as ModuleLog from "./ModuleLog.js"
 import * as ModuleWorker from "./ModuleWorker.js"
+import { Standby } from "./internal/Standby.js"
 import type { Call } from "./internal/WorkerProcess.js"
 
 /** How a module server runs. */
@@ -37,22 +38,9 @@ export interface ModuleServerOptions {
   readonly stopGraceMs?: number | undefined
   /** How often watched files are rescanned, as a safety net for lost file events; default 1 s. */
   readonly rescanMs?: number | undefined
+  /** Keep a spare worker process started ahead of need, so reloads and restarts skip Node's start-up; default true. */
+  readonly spareWorkers?: boolean | undefined
 }
-
-/** What applying a version of the config did, module by module. */
-export class ConfigReport extends Schema.Class<ConfigReport>("ConfigReport")({
-  /** New modules that loaded. */
-  loaded: Schema.Array(Schema.String),
-  /** New or changed modules whose code did not load (see their logs). */
-  failed: Schema.Array(Schema.String),
-  /** Modules whose entry changed and that run the new entry now. */
-  reloaded: Schema.Array(Schema.String),
-  /** Modules removed from the config and stopped. */
-  unloaded: Schema.Array(Schema.String),
-  unchanged: Schema.Array(Schema.String),
-  /** Invalid entries, skipped, one line each. */
-  problems: Schema.Array(Schema.String)
-}) {}
 
 /** The module server: user modules in supervised worker processes, configured by a watched JSON file. */
 export class ModuleServer extends Context.Tag("troupe/ModuleServer")<ModuleServer, {
@@ -74,13 +62,13 @@ export class ModuleServer extends Context.Tag("troupe/ModuleServer")<ModuleServe
   /** The names of the loaded modules starting with `prefix`, in config order. */
   readonly getModules: (prefix?: string) => ReadonlyArray<string>
   /** What the server knows about each module starting with `prefix`. */
-  readonly status: (prefix?: string) => ReadonlyArray<ModuleWorker.ModuleInfo>
+  readonly status: (prefix?: string) => ReadonlyArray<ModuleInfo>
   /** Loads a module's code again: the old code serves until the new is ready, and keeps serving if it fails. */
-  readonly reload: (module: string) => Effect.Effect<ModuleWorker.ReloadOutcome, ModuleError>
+  readonly reload: (module: string) => Effect.Effect<ReloadOutcome, ModuleError>
   /** Reads the config file now and applies it. */
   readonly reloadConfig: Effect.Effect<ConfigReport, ConfigError>
   /** Module events from now on: loads, reloads, crashes, restarts, escalations. */
-  readonly events: Stream.Stream<ModuleWorker.ModuleEvent>
+  readonly events: Stream.Stream<ModuleEvent>
 }>() {}
 
 /** Starts a module server: reads the config (an unusable file fails with ConfigError), loads every module, and watches. */
@@ -157,7 +145,7 @@ a message; the connection closes after an error, or after a reply when keep_aliv
 interface Registry {
   readonly modules: Map<string, ModuleWorker.ModuleWorker>
   readonly logs: ModuleLog.ModuleLogs
-  readonly hub: PubSub.PubSub<ModuleWorker.ModuleEvent>
+  readonly hub: PubSub.PubSub<ModuleEvent>
   readonly apply: (snapshot: Config.Snapshot) => Effect.Effect<ConfigReport>
 }
 
@@ -166,7 +154,7 @@ const makeRegistry = Effect.fnUntraced(function*(configFile: string, options: Mo
   const runtime = yield* Effect.runtime<never>()
   const fork = Runtime.runFork(runtime)
   const supervisor = yield* Supervisor.make
-  const hub = yield* PubSub.sliding<ModuleWorker.ModuleEvent>(1024)
+  const hub = yield* PubSub.sliding<ModuleEvent>(1024)
   const logs = ModuleLog.make({
     dir: options.logDir ?? Path.join(Path.dirname(configFile), "logs"),
     maxBytes: options.logMaxBytes,
@@ -178,11 +166,14 @@ const makeRegistry = Effect.fnUntraced(function*(configFile: string, options: Mo
   const scopes = new Map<string, Scope.CloseableScope>()
   const watch = new FileWatch((name, file) => modules.get(name)?.changed(file), options.rescanMs ?? 1000)
   yield* Effect.addFinalizer(() => Effect.sync(() => watch.close()))
+  const standby = new Standby(options.spareWorkers !== false)
+  yield* Effect.addFinalizer(() => Effect.sync(() => standby.close()))
   const context: ModuleWorker.ModuleContext = {
     logs,
     watch,
     policy: options.policy ?? Supervisor.defaultPolicy,
     stopGraceMs: options.stopGraceMs ?? 5000,
+    standby,
     publish: (event) => {
       fork(Effect.zipRight(PubSub.publish(hub, event), logEvent(event)))
     }
@@ -247,7 +238,7 @@ const makeRegistry = Effect.fnUntraced(function*(configFile: string, options: Mo
 const notFound = (module: string): ModuleError =>
   new ModuleError({ module, reason: "not-found", message: `no module "${module}" is loaded (names are case-sensitive)` })
 
-const logEvent = (event: ModuleWorker.ModuleEvent): Effect.Effect<void> => {
+const logEvent = (event: ModuleEvent): Effect.Effect<void> => {
   const log = event.kind === "crashed" || event.kind === "reload-failed" || event.kind === "load-failed"
     ? Effect.logWarning(event.message)
     : event.kind === "escalated"

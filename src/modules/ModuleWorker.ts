@@ -4,6 +4,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
+import { ModuleEvent, ModuleInfo, type ModuleStatus, ReloadOutcome } from "./ModuleInfo.js"
 import * as Scope from "effect/Scope"
 import type { RestartPolicy } from "../actors/Supervisor.js"
 import { Supervisor } from "../actors/Supervisor.js"
@@ -13,8 +14,9 @@ import type { FileWatch } from "./FileWatch.js"
 import { snapshot } from "./FileWatch.js"
 import type { ModuleLogs } from "./ModuleLog.js"
 import { Dispatcher } from "./internal/Dispatcher.js"
+import type { Standby } from "./internal/Standby.js"
 import type { Call, CallResult, LoadFailure } from "./internal/WorkerProcess.js"
-import { WorkerProcess } from "./internal/WorkerProcess.js"
+import type { WorkerProcess } from "./internal/WorkerProcess.js"
 import type { ReadyInfo } from "./internal/Wire.js"
 
 /**
@@ -25,67 +27,6 @@ import type { ReadyInfo } from "./internal/Wire.js"
  * finish on the old one and then stops it; new code that fails to load leaves the old one serving.
  */
 
-/** Where a module is in its life. */
-export const ModuleStatus = Schema.Literal("starting", "ready", "restarting", "failed", "stopped")
-/** Where a module is in its life. */
-export type ModuleStatus = typeof ModuleStatus.Type
-
-/** What the server knows about one module, for `status` and `troupe modules`. */
-export class ModuleInfo extends Schema.Class<ModuleInfo>("ModuleInfo")({
-  name: Schema.String,
-  status: ModuleStatus,
-  file: Schema.String,
-  exportName: Schema.String,
-  dispatch: Schema.NullOr(Schema.String),
-  /** What the export is, once loaded. */
-  kind: Schema.NullOr(Schema.Literal("class", "function", "object")),
-  /** The functions a call may name (empty for a dispatching module). */
-  functions: Schema.Array(Schema.String),
-  concurrency: Schema.Int,
-  /** The active worker's process id. */
-  pid: Schema.NullOr(Schema.Number),
-  /** 1 for the first worker, +1 for each reload or restart. */
-  generation: Schema.Int,
-  /** Restarts after crashes since the module was loaded. */
-  restarts: Schema.Int,
-  running: Schema.Int,
-  queued: Schema.Int,
-  /** When the active worker became ready (ms since the epoch). */
-  loadedAt: Schema.NullOr(Schema.Number),
-  /** The last load error or crash, if any. */
-  lastError: Schema.NullOr(Schema.String),
-  /** The local files the module loaded, watched for changes. */
-  files: Schema.Array(Schema.String)
-}) {}
-
-/** Something that happened to a module, for operators, logs and tests. */
-export class ModuleEvent extends Schema.Class<ModuleEvent>("ModuleEvent")({
-  module: Schema.String,
-  kind: Schema.Literal(
-    "loaded",
-    "load-failed",
-    "reloaded",
-    "reload-failed",
-    "crashed",
-    "restarted",
-    "escalated",
-    "unloaded"
-  ),
-  message: Schema.String,
-  generation: Schema.Int,
-  pid: Schema.NullOr(Schema.Number),
-  at: Schema.Number
-}) {}
-
-/** What a reload did: the new generation serving, or (with the error) why the old one still serves. */
-export class ReloadOutcome extends Schema.Class<ReloadOutcome>("ReloadOutcome")({
-  module: Schema.String,
-  generation: Schema.Int,
-  pid: Schema.NullOr(Schema.Number),
-  /** How long from the start of the reload until the new code served. */
-  tookMs: Schema.Number
-}) {}
-
 /** What every module of a server shares. */
 export interface ModuleContext {
   readonly logs: ModuleLogs
@@ -94,6 +35,8 @@ export interface ModuleContext {
   readonly policy: RestartPolicy
   /** How long a stopping worker may take (its calls, then `dispose`) before it is killed. */
   readonly stopGraceMs: number
+  /** Spare worker processes, started ahead of need. */
+  readonly standby: Standby
 }
 
 /** A running module. */
@@ -271,21 +214,23 @@ class ModuleActor {
   private spawn(entry: ModuleEntry): Effect.Effect<Spawned> {
     return Effect.async<Spawned>((resume) => {
       const generation = this.generation + 1
-      let worker!: WorkerProcess
-      worker = new WorkerProcess({
+      const typescript = isTypeScript(entry.file)
+      const worker: WorkerProcess = this.context.standby.take(typescript, {
         onLog: (level, msg) => this.context.logs.write(this.name, { level, msg, source: "module", pid: worker.pid, generation }),
         onFiles: (files) => {
           if (this.dispatcher.current === worker && this.entry.watch) this.context.watch.add(this.name, files)
         },
         onExit: (code, signal) => this.exited(worker, code, signal)
       })
-      worker.load(
-        { name: entry.name, file: entry.file, exportName: entry.exportName, dispatch: entry.dispatch, typescript: isTypeScript(entry.file) },
-        entry.importTimeoutMs
-      ).then(
-        (info) => resume(Effect.succeed({ _tag: "Ready", worker, info })),
+      const spec = { name: entry.name, file: entry.file, exportName: entry.exportName, dispatch: entry.dispatch, typescript }
+      worker.load(spec, entry.importTimeoutMs).then(
+        (info) => {
+          this.context.standby.refill(typescript)
+          resume(Effect.succeed({ _tag: "Ready", worker, info }))
+        },
         (failure: LoadFailure) => {
           worker.kill()
+          this.context.standby.refill(typescript)
           resume(Effect.succeed({ _tag: "Failed", failure }))
         }
       )

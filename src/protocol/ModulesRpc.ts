@@ -2,8 +2,7 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Schema from "effect/Schema"
 import { ConfigError, ModuleError } from "../modules/Errors.js"
-import { ConfigReport } from "../modules/ModuleServer.js"
-import { ModuleEvent, ModuleInfo, ReloadOutcome } from "../modules/ModuleWorker.js"
+import { ConfigReport, ModuleEvent, ModuleInfo, ReloadOutcome } from "../modules/ModuleInfo.js"
 
 /** The caller's address as the server sees it (`ip` is `unix` over a Unix socket, `folder` over the folder transport, with port 0). */
 export class PeerAddress extends Schema.Class<PeerAddress>("PeerAddress")({

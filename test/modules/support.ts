@@ -8,7 +8,7 @@ import type * as Scope from "effect/Scope"
 import { tempDir } from "../integration/harness.js"
 import type { ConfigError } from "../../src/modules/Errors.js"
 import * as ModuleServer from "../../src/modules/ModuleServer.js"
-import type { ModuleEvent } from "../../src/modules/ModuleWorker.js"
+import type { ModuleEvent } from "../../src/modules/ModuleInfo.js"
 
 /** A temp dir with the given files (relative path → content). */
 export const project = (files: Record<string, string>): string => {

@@ -30,7 +30,11 @@ export const hidden = (name: string): boolean =>
 export const prepare = async (namespace: Record<string, unknown>, exportName: string, file: string): Promise<Shape> => {
   const value = lookup(namespace, exportName)
   if (value === undefined || value === null) {
-    const names = Object.keys(namespace).filter((k) => k !== "default" || typeof namespace[k] !== "object")
+    const fallback = namespace["default"]
+    const names = [
+      ...Object.keys(namespace).filter((k) => k !== "default" || typeof fallback !== "object" || fallback === null),
+      ...(typeof fallback === "object" && fallback !== null ? Object.keys(fallback) : [])
+    ]
     throw new Error(`${file} has no export "${exportName}" (its exports: ${names.join(", ") || "none"})`)
   }
   const ownHelp = helpOf(namespace, value)

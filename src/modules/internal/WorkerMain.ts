@@ -75,16 +75,23 @@ const loadedFiles = (first: string): Array<string> => {
 // ---------------------------------------------------------------------------------------------
 // load
 
+// TypeScript goes through tsx (its ESM and CommonJS hooks both: a .ts file outside a "type": "module"
+// package is CommonJS to it). A spare worker started with --typescript registers it before saying Hello.
+let typescript: Promise<void> | undefined
+const registerTypeScript = (): Promise<void> => {
+  if (process.env["TROUPE_WORKER_TSX"] === "preloaded") return Promise.resolve()
+  return typescript ??= Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")]).then(([esm, cjs]) => {
+    cjs.register()
+    esm.register({ onImport: noteFile })
+  })
+}
+
 const load = async (next: LoadSpec): Promise<void> => {
   if (loading || shape !== undefined) return
   loading = true
   spec = next
   try {
-    if (next.typescript && process.env["TROUPE_WORKER_TSX"] !== "preloaded") {
-      const [esm, cjs] = await Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")])
-      cjs.register()
-      esm.register({ onImport: noteFile })
-    }
+    if (next.typescript) await registerTypeScript()
     const namespace = await import(pathToFileURL(next.file).href) as Record<string, unknown>
     const prepared = await prepare(namespace, next.exportName, next.file)
     const help = prepared.ownHelp === undefined
@@ -205,4 +212,5 @@ channel.on("data", (chunk: Buffer) => reader.push(chunk))
 channel.on("end", () => void stop(0))
 channel.on("error", () => void stop(0))
 process.on("SIGTERM", () => void stop(0))
-send([FromWorker.Hello])
+if (process.argv.includes("--typescript")) registerTypeScript().then(() => send([FromWorker.Hello]), () => send([FromWorker.Hello]))
+else send([FromWorker.Hello])

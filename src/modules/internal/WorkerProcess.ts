@@ -55,10 +55,18 @@ export class WorkerProcess {
   /** False once the process has exited. */
   alive = true
 
-  constructor(private readonly events: WorkerEvents) {
+  private events: WorkerEvents
+
+  /**
+   * Spawns a worker process. With `typescript`, it registers the TypeScript loader as it starts,
+   * so that a spare worker (see Standby) is ready for a TypeScript module before one is asked for.
+   */
+  constructor(events: WorkerEvents, options: { readonly typescript?: boolean } = {}) {
+    this.events = events
     const fromSource = import.meta.url.endsWith(".ts")
     const script = fileURLToPath(new URL(fromSource ? "./WorkerMain.ts" : "./WorkerMain.js", import.meta.url))
-    this.child = spawn(process.execPath, [...(fromSource ? ["--import", "tsx"] : []), script], {
+    const args = [...(fromSource ? ["--import", "tsx"] : []), script, ...(options.typescript === true ? ["--typescript"] : [])]
+    this.child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe", "pipe"],
       env: fromSource ? { ...process.env, TROUPE_WORKER_TSX: "preloaded" } : process.env
     })
@@ -76,6 +84,12 @@ export class WorkerProcess {
     this.child.on("exit", (code, signal) => this.exited(code, signal))
   }
 
+  /** Sends what the process reports from now on to `events` (a spare worker gets its owner). */
+  attach(events: WorkerEvents): this {
+    this.events = events
+    return this
+  }
+
   /** The process id (undefined if it could not be spawned). */
   get pid(): number | undefined {
     return this.child.pid
@@ -88,16 +102,24 @@ export class WorkerProcess {
 
   /**
    * Loads the module: resolves with what the worker reports once the import (and a class's `init`)
-   * finished, or rejects with a LoadFailure; after `timeoutMs` the process is killed.
+   * finished, or rejects with a LoadFailure. The import gets `timeoutMs` from the moment the worker
+   * is up (Node's own start-up is not counted; it gets `startupMs`); past it the process is killed.
    */
-  load(spec: LoadSpec, timeoutMs: number): Promise<ReadyInfo> {
+  load(spec: LoadSpec, timeoutMs: number, startupMs = 30_000): Promise<ReadyInfo> {
     return new Promise<ReadyInfo>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.loadWaiter = undefined
-        this.kill()
-        reject(failure("import-timeout", `the import did not finish within ${timeoutMs} ms; the worker was killed`, "", []))
-      }, timeoutMs)
-      const send = () => this.writer.write([ToWorker.Load, spec])
+      let timer: NodeJS.Timeout | undefined
+      const expire = (ms: number, message: string) => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = setTimeout(() => {
+          this.loadWaiter = undefined
+          this.kill()
+          reject(failure("import-timeout", message, "", []))
+        }, ms)
+      }
+      const send = () => {
+        expire(timeoutMs, `the import did not finish within ${timeoutMs} ms; the worker was killed`)
+        this.writer.write([ToWorker.Load, spec])
+      }
       this.loadWaiter = (message) => {
         if (message === "hello") return send()
         clearTimeout(timer)
@@ -109,6 +131,7 @@ export class WorkerProcess {
         else reject(failure("import-failed", String(message[1]), String(message[2] ?? ""), message[3] ?? []))
       }
       if (this.hello) send()
+      else expire(startupMs, `the worker process did not start within ${startupMs} ms; it was killed`)
       if (!this.alive) this.loadWaiter("exit")
     })
   }
@@ -220,7 +243,8 @@ const failure = (
   files: ReadonlyArray<string>
 ): LoadFailure => ({ reason, message, traceback, files })
 
-// Splits a stream into lines (a last line without a newline is delivered at the end).
+// Splits a stream into lines (a last line without a newline is delivered at the end; a line longer
+// than 64 KiB is delivered in pieces).
 const lines = (stream: NodeJS.ReadableStream, onLine: (line: string) => void): void => {
   let rest = ""
   stream.setEncoding("utf8")
@@ -228,6 +252,10 @@ const lines = (stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
     const parts = (rest + chunk).split("\n")
     rest = parts.pop()!
     for (const line of parts) onLine(line)
+    while (rest.length > 65536) {
+      onLine(rest.slice(0, 65536))
+      rest = rest.slice(65536)
+    }
   })
   stream.on("end", () => {
     if (rest !== "") onLine(rest)
