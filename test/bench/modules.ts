@@ -277,8 +277,8 @@ const reloading = async (url: string, dir: string) => {
     const samples: Array<number> = []
     for (let version = 1; version <= reloads; version++) {
       progress(name, `reload ${version}/${reloads} under load`)
-      // Saves come at a person's pace (the spare worker is ready again by the next one).
-      yield* Effect.sleep("500 millis")
+      // Saves come a second apart, at a person's pace: the spare worker a reload takes is replaced by then.
+      yield* Effect.sleep("1 second")
       const saved = now()
       Fs.writeFileSync(Path.join(dir, "versioned.mjs"), versioned(version))
       while (latest < version) {
