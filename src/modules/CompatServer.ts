@@ -50,7 +50,6 @@ export const make = (
     const settings: Settings = {
       modules,
       run: Runtime.runCallback(runtime),
-      fork: Runtime.runFork(runtime),
       maxLineBytes: options.maxLineBytes ?? defaults.maxLineBytes,
       messageTimeoutMs: options.messageTimeoutMs ?? defaults.messageTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs ?? defaults.idleTimeoutMs
@@ -90,8 +89,7 @@ export const isLoopback = (host: string): boolean =>
 
 interface Settings {
   readonly modules: ModuleServer["Type"]
-  readonly run: <A, E>(effect: Effect.Effect<A, E>, options?: { readonly onExit?: (exit: Exit.Exit<A, E>) => void }) => unknown
-  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => unknown
+  readonly run: <A, E>(effect: Effect.Effect<A, E>, options?: { readonly onExit?: (exit: Exit.Exit<A, E>) => void }) => void
   readonly maxLineBytes: number
   readonly messageTimeoutMs: number
   readonly idleTimeoutMs: number
@@ -214,10 +212,11 @@ class Connection {
   private reload(name: string): void {
     const { modules } = this.settings
     if (name === "") {
-      return this.settings.run(modules.reloadConfig, {
+      this.settings.run(modules.reloadConfig, {
         onExit: (exit: Exit.Exit<unknown, ConfigError>) =>
           Exit.isSuccess(exit) ? this.answer("Reloaded config", true) : this.failWith(exit)
-      }) as void
+      })
+      return
     }
     if (!modules.getModules().includes(name)) return this.answer(`Failed to find module "${name}"`, true)
     this.settings.run(modules.reload(name), {

@@ -11,7 +11,7 @@ import { Supervisor } from "../actors/Supervisor.js"
 import { isTypeScript, type ModuleEntry } from "./Config.js"
 import { ModuleError } from "./Errors.js"
 import type { FileWatch } from "./FileWatch.js"
-import { snapshot } from "./FileWatch.js"
+import { type Baseline, snapshot } from "./FileWatch.js"
 import type { ModuleLogs } from "./ModuleLog.js"
 import { Dispatcher } from "./internal/Dispatcher.js"
 import type { Standby } from "./internal/Standby.js"
@@ -183,22 +183,7 @@ class ModuleActor {
         if (spawned._tag === "Ready") spawned.worker.kill()
         return Effect.fail(this.refusalError("unloaded"))
       }
-      if (spawned._tag === "Failed") {
-        const failed = spawned.failure
-        const files = Array.from(new Set([...baseline.keys(), ...failed.files]))
-        this.lastError = failed.message
-        this.log("error", `${failure === "load-failed" ? "load" : "reload"} failed: ${failed.message}${failed.traceback !== "" ? `\n${failed.traceback}` : ""}`)
-        this.publish(failure, failed.message, undefined)
-        if (first) {
-          // Nothing serves: callers learn why, and a change to the files tries again.
-          this.status = "failed"
-          this.dispatcher.refusal = { ok: false, reason: "failed", message: `${this.name} failed to load: ${failed.message}`, traceback: failed.traceback }
-          this.dispatcher.failQueued({ ok: false, reason: failed.reason, message: failed.message, traceback: failed.traceback })
-          if (entry.watch) this.context.watch.set(this.name, files, baseline)
-          this.entry = entry
-        }
-        return Effect.fail(new ModuleError({ module: this.name, reason: failed.reason, message: `${this.name}: ${failed.message}`, traceback: failed.traceback }))
-      }
+      if (spawned._tag === "Failed") return Effect.fail(this.loadFailed(entry, spawned.failure, failure, first, baseline))
       const { info, worker } = spawned
       this.install(entry, worker, info, baseline)
       this.log("info", `${success} in ${Date.now() - started} ms (pid ${worker.pid}, ${info.files.length} local files)`)
@@ -207,6 +192,35 @@ class ModuleActor {
       return Effect.succeed(
         new ReloadOutcome({ module: this.name, generation: this.generation, pid: worker.pid ?? null, tookMs: Date.now() - started })
       )
+    })
+  }
+
+  // A load that failed: reported; on a first load nothing serves, so the module is `failed` (and its
+  // files watched: a fix tries again); on a reload the old worker goes on serving.
+  private loadFailed(
+    entry: ModuleEntry,
+    failed: LoadFailure,
+    event: "load-failed" | "reload-failed",
+    first: boolean,
+    baseline: Baseline
+  ): ModuleError {
+    this.lastError = failed.message
+    const stack = failed.traceback !== "" ? `\n${failed.traceback}` : ""
+    this.log("error", `${event === "load-failed" ? "load" : "reload"} failed: ${failed.message}${stack}`)
+    this.publish(event, failed.message, undefined)
+    if (first) {
+      this.status = "failed"
+      this.entry = entry
+      const message = `${this.name} failed to load: ${failed.message}`
+      this.dispatcher.refusal = { ok: false, reason: "failed", message, traceback: failed.traceback }
+      this.dispatcher.failQueued({ ok: false, reason: failed.reason, message: failed.message, traceback: failed.traceback })
+      if (entry.watch) this.context.watch.set(this.name, Array.from(new Set([...baseline.keys(), ...failed.files])), baseline)
+    }
+    return new ModuleError({
+      module: this.name,
+      reason: failed.reason,
+      message: `${this.name}: ${failed.message}`,
+      traceback: failed.traceback
     })
   }
 
@@ -222,7 +236,8 @@ class ModuleActor {
         },
         onExit: (code, signal) => this.exited(worker, code, signal)
       })
-      const spec = { name: entry.name, file: entry.file, exportName: entry.exportName, dispatch: entry.dispatch, typescript }
+      const { dispatch, exportName, file, name } = entry
+      const spec = { name, file, exportName, dispatch, typescript }
       worker.load(spec, entry.importTimeoutMs).then(
         (info) => {
           this.context.standby.refill(typescript)
@@ -238,7 +253,7 @@ class ModuleActor {
     })
   }
 
-  private install(entry: ModuleEntry, worker: WorkerProcess, info: ReadyInfo, baseline: ReturnType<typeof snapshot>): void {
+  private install(entry: ModuleEntry, worker: WorkerProcess, info: ReadyInfo, baseline: Baseline): void {
     this.generation++
     this.entry = entry
     this.ready = info

@@ -5,10 +5,15 @@ import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type * as Scope from "effect/Scope"
-import { tempDir } from "../integration/harness.js"
+import { root, tempDir } from "../integration/harness.js"
 import type { ConfigError } from "../../src/modules/Errors.js"
 import * as ModuleServer from "../../src/modules/ModuleServer.js"
 import type { ModuleEvent } from "../../src/modules/ModuleInfo.js"
+
+// Workers run from the build (`npm test` builds first): under tsx each one would take a second more
+// on this machine. `npx vitest run test/modules` after a change to src/modules/internal needs `npm run build`.
+const builtWorker = Path.join(root, "dist", "modules", "internal", "WorkerMain.js")
+if (Fs.existsSync(builtWorker)) process.env["TROUPE_MODULE_WORKER"] ??= builtWorker
 
 /** A temp dir with the given files (relative path → content). */
 export const project = (files: Record<string, string>): string => {

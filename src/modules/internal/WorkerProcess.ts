@@ -63,8 +63,8 @@ export class WorkerProcess {
    */
   constructor(events: WorkerEvents, options: { readonly typescript?: boolean } = {}) {
     this.events = events
-    const fromSource = import.meta.url.endsWith(".ts")
-    const script = fileURLToPath(new URL(fromSource ? "./WorkerMain.ts" : "./WorkerMain.js", import.meta.url))
+    const script = workerScript()
+    const fromSource = script.endsWith(".ts")
     const args = [...(fromSource ? ["--import", "tsx"] : []), script, ...(options.typescript === true ? ["--typescript"] : [])]
     this.child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe", "pipe"],
@@ -228,6 +228,15 @@ export class WorkerProcess {
 
 // ---------------------------------------------------------------------------------------------
 // private
+
+// The worker's entry beside this module: JavaScript in the build; under the test runner this module
+// is TypeScript, and the worker then needs tsx too, unless TROUPE_MODULE_WORKER names a built worker
+// (the module tests do, after `npm run build`, because tsx costs each worker a second on this machine).
+const workerScript = (): string => {
+  const override = process.env["TROUPE_MODULE_WORKER"]
+  if (override !== undefined && override !== "") return override
+  return fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "./WorkerMain.ts" : "./WorkerMain.js", import.meta.url))
+}
 
 const crashed: CallResult = {
   ok: false,
