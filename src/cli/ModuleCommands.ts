@@ -6,9 +6,7 @@ import type { ModulesClientError } from "../client/ModulesClient.js"
 import type { ConfigError } from "../modules/Errors.js"
 import type { ModuleInfo } from "../modules/ModuleInfo.js"
 import type * as ModuleRole from "../roles/ModuleRole.js"
-import type { InvalidEndpoint } from "../transport/Errors.js"
 import * as Secret from "../transport/Secret.js"
-import type { SecretError } from "../transport/Secret.js"
 import * as Args from "./Args.js"
 import { compact } from "./ClientCommands.js"
 import * as Output from "./Output.js"
@@ -84,9 +82,6 @@ export interface ModuleCommand {
     client: ModulesClient["Type"]
   ) => Effect.Effect<number, Args.UsageError | ModulesClientError | ConfigError, Scope.Scope>
 }
-
-/** Errors `run` reports itself (a typed error of the server becomes exit code 1). */
-export type RunError = Args.UsageError | ModulesClientError | InvalidEndpoint | SecretError
 
 // ---------------------------------------------------------------------------------------------
 // private

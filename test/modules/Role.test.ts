@@ -103,6 +103,10 @@ describe("the module role (node dist/node.js --role=module)", () => {
         const peer = yield* client.ping
         assert.strictEqual(peer.ip, "127.0.0.1")
         assert.isAbove(peer.port, 0)
+        // Each connection is told its own address, the same on every call.
+        const other = yield* ModulesClient.make(transport === "framed" ? framed : tcp)
+        assert.notStrictEqual((yield* other.ping).port, peer.port)
+        assert.strictEqual((yield* client.ping).port, peer.port)
         assert.strictEqual(yield* client.com("math", "add", 2, 3), 5)
         assert.deepStrictEqual(yield* client.com("router", "where", "x"), { ip: "127.0.0.1", fn: "where", args: ["x"] })
         assert.isNumber(yield* client.com("counter", "add", 1))
