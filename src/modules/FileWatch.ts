@@ -128,7 +128,9 @@ export class FileWatch {
     for (const key of this.byKey.keys()) this.check(key, undefined)
   }
 
-  // Compares each file (or the one named) with the version the module loaded.
+  // Compares each file (or the one named) with the version the module loaded. A file written in the
+  // last `debounceMs` may be half written (a save that truncates, then writes): it is checked again
+  // once it has been still for that long.
   private check(key: string, hint: string | undefined): void {
     const files = this.byKey.get(key)
     if (files === undefined) return
@@ -137,6 +139,8 @@ export class FileWatch {
       const stat = statOf(file)
       if (before !== undefined && stat !== undefined && stat.mtimeMs === before.mtimeMs && stat.size === before.size) continue
       if (before === undefined && stat === undefined) continue
+      const age = stat === undefined ? Infinity : Date.now() - stat.mtimeMs
+      if (age >= 0 && age < this.debounceMs) return this.schedule(key, file)
       const now = fingerprint(file)
       if (now?.hash === before?.hash) {
         if (now !== undefined) files.set(file, now)

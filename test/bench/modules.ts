@@ -31,6 +31,8 @@ const concurrentCalls = env("BENCH_MODULES_CONCURRENT_CALLS", 10_000)
 const clients = 16
 const reloads = env("BENCH_MODULES_RELOADS", 20)
 const crashes = env("BENCH_MODULES_CRASHES", 5)
+/** Which parts to run: `roundtrips`, `reload`, `crash` (comma-separated); default all. */
+const parts = (process.env["BENCH_MODULES_PARTS"] ?? "roundtrips,reload,crash").split(",")
 
 const repoRoot = Path.resolve(import.meta.dirname, "..", "..", "..")
 const cli = Path.join(repoRoot, "dist", "node.js")
@@ -56,9 +58,9 @@ export const bench: Bench = {
       const framed = `framed://127.0.0.1:${framedPort}`
       const tcp = `tcp://127.0.0.1:${tcpPort}`
       server = await startServer(configFile, [framed, tcp], compatPort)
-      await roundTrips(framed, tcp, compatPort, scratch.dir)
-      await reloading(framed, scratch.dir)
-      await crashing(framed)
+      if (parts.includes("roundtrips")) await roundTrips(framed, tcp, compatPort, scratch.dir)
+      if (parts.includes("reload")) await reloading(framed, scratch.dir)
+      if (parts.includes("crash")) await crashing(framed)
     } finally {
       if (server !== undefined) await stop(server)
       scratch.remove()
@@ -265,12 +267,17 @@ const reloading = async (url: string, dir: string) => {
     let calls = 0
     let failures = 0
     let latest = 0
+    const reasons = new Map<string, number>()
     const caller = Effect.gen(function*() {
       while (running) {
         const result = yield* Effect.either(client.com("versioned", "version"))
         calls++
-        if (Either.isLeft(result)) failures++
-        else latest = Math.max(latest, result.right as number)
+        if (Either.isLeft(result)) {
+          failures++
+          const error = result.left
+          const reason = `${error._tag} ${error.reason}: ${error.message}`
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
+        } else latest = Math.max(latest, result.right as number)
       }
     })
     const load = yield* Effect.fork(Effect.all([caller, caller, caller, caller], { concurrency: "unbounded" }))
@@ -296,7 +303,8 @@ const reloading = async (url: string, dir: string) => {
     notes([
       `bar: save → new code serving under 1 s: max ${ms(l.max)} → ${verdict(l.max < 1000)}`,
       `bar: 0 failed calls during ${reloads} reloads: ${failures} of ${calls.toLocaleString("en-US")} → ${verdict(failures === 0)}`,
-      "the time includes the file event, a 25 ms debounce, loading in a spare worker, and the first call answered by it"
+      "the time includes the file event, a 25 ms debounce, loading in a spare worker, and the first call answered by it",
+      ...Array.from(reasons, ([reason, count]) => `failed: ${count} × ${reason}`)
     ])
   })))
 }

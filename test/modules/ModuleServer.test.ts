@@ -143,8 +143,14 @@ describe("supervised workers", () => {
 
   it.scopedLive("an import that does not finish within the timeout is killed and reported; calls fail instead of hanging", () =>
     Effect.gen(function*() {
-      const dir = project({ "hangs.mjs": `await new Promise(() => {})\nexport const f = () => 1` })
-      const modules = yield* server(config(dir, { hangs: ["./hangs.mjs", "f", null, { importTimeoutMs: 300 }] }))
+      const dir = project({ "hangs.mjs": `await new Promise(() => {})\nexport const f = () => 1`, "empty.mjs": "" })
+      const modules = yield* server(config(dir, {
+        hangs: ["./hangs.mjs", "f", null, { importTimeoutMs: 300 }],
+        empty: ["./empty.mjs", "*", null]
+      }))
+      // A module with nothing to call does not load either.
+      assert.strictEqual(modules.status("empty")[0]!.status, "failed")
+      assert.include(modules.status("empty")[0]!.lastError, "has no functions to call")
       const info = modules.status("hangs")[0]!
       assert.strictEqual(info.status, "failed")
       assert.include(info.lastError, "did not finish within 300 ms")
@@ -191,6 +197,10 @@ export class V { version() { return "v1" + suffix } async slow(ms) { await sleep
       const manual = failure(yield* Effect.either(modules.reload("m")))
       assert.strictEqual(manual.reason, "import-failed")
       assert.include(manual.traceback, "SyntaxError")
+      assert.strictEqual(yield* modules.com("m", "f", []), "good")
+      // An empty file (a save caught half way, say) has nothing to call: it does not replace the old code either.
+      write(dir, { "m.mjs": "" })
+      yield* seen.next((e) => e.kind === "reload-failed" && e.message.includes(`has no export "f"`))
       assert.strictEqual(yield* modules.com("m", "f", []), "good")
       write(dir, { "m.mjs": `export const f = () => "better"` })
       yield* seen.next((e) => e.kind === "reloaded")

@@ -94,6 +94,10 @@ const load = async (next: LoadSpec): Promise<void> => {
     if (next.typescript) await registerTypeScript()
     const namespace = await import(pathToFileURL(next.file).href) as Record<string, unknown>
     const prepared = await prepare(namespace, next.exportName, next.file)
+    // Nothing to call is a mistake (or a file caught half written): the old version had better go on serving.
+    if (next.dispatch === null && prepared.functions.size === 0) {
+      throw new Error(`export "${next.exportName}" of ${next.file} has no functions to call`)
+    }
     const help = prepared.ownHelp === undefined
       ? generatedHelp(next.name, prepared, next.dispatch, next.exportName)
       : String(await prepared.ownHelp())
