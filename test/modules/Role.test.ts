@@ -1,6 +1,9 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -125,6 +128,16 @@ describe("the module role (node dist/node.js --role=module)", () => {
         const before = status[0]!.generation
         const outcome = yield* client.reload("counter")
         assert.strictEqual(outcome.generation, before + 1)
+        // Events: a subscriber hears of reloads (reloading until one comes after its subscription started).
+        const heard = yield* Effect.fork(
+          Stream.runHead(Stream.filter(client.events, (e) => e.kind === "reloaded" && e.module === "counter"))
+        )
+        for (let i = 0; i < 5 && Option.isNone(yield* Fiber.poll(heard)); i++) {
+          yield* client.reload("counter")
+          yield* Effect.sleep("100 millis")
+        }
+        const event = yield* Fiber.join(heard).pipe(Effect.timeout("10 seconds"))
+        assert.isTrue(Option.isSome(event) && event.value.generation > outcome.generation)
         const report = yield* client.reloadConfig
         assert.deepStrictEqual(report.unchanged, ["math", "my mod", "router", "counter", "fragile"])
       }))
