@@ -75,6 +75,9 @@ const roleOptions: Args.Options = {
   workdir: { type: "string" }
 }
 
+// The module server's commands, loaded only when one of them runs.
+const moduleCommands: ReadonlyArray<string> = ["com", "modules", "reload", "module-help"]
+
 const isRole = (argv: ReadonlyArray<string>): boolean =>
   argv[0] === "--role" || (argv[0]?.startsWith("--role=") ?? false)
 
@@ -92,6 +95,10 @@ const dispatch = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
   }
   if (Object.hasOwn(ExecCommands.commands, first)) return yield* ExecCommands.run(first, rest)
   if (Object.hasOwn(QueueCommands.commands, first)) return yield* QueueCommands.run(first, rest)
+  if (moduleCommands.includes(first)) {
+    const ModuleCommands = yield* Effect.promise(() => import("./ModuleCommands.js"))
+    return yield* ModuleCommands.run(first, rest)
+  }
   const command = ClientCommands.commands[first]
   if (command === undefined) {
     return yield* new Args.UsageError({ command: undefined, message: `unknown command "${first}"` })
@@ -111,6 +118,10 @@ const usage = (command: string | undefined): Effect.Effect<number> =>
 const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) {
   if (ExecCommands.isExecRole(argv)) return yield* ExecCommands.runRole(argv)
   if (QueueCommands.isQueueRole(argv)) return yield* QueueCommands.runRole(argv)
+  if (argv[0] === "--role=module" || (argv[0] === "--role" && argv[1] === "module")) {
+    const ModuleCommands = yield* Effect.promise(() => import("./ModuleCommands.js"))
+    return yield* ModuleCommands.runRole(argv)
+  }
   const parsed = yield* Args.parse("local", argv, roleOptions)
   const role = Args.string(parsed, "role")
   if (Args.flag(parsed, "help")) return yield* usage(role === "local" || role === "remote" ? role : undefined)

@@ -23,6 +23,12 @@ $TROUPE_QUEUE_SERVER or framed://127.0.0.1:7979):
   dequeue       take items from a queue node, as a consumer; one per line
   queue-status  show a queue node's children, their load and state
 
+Commands of a module server (--server URL, default $TROUPE_MODULE_SERVER or tcp://127.0.0.1:7881):
+  com          call a function of a module: com MODULE FN [ARGS...] (JSON args)
+  modules      show the modules: status, worker, generation, restarts, calls
+  reload       reload a module's code, or (without a name) the config
+  module-help  show the server's help, or a module's
+
 Commands without a server:
   run      run one command on the embedded runtime and exit with its exit code
 
@@ -31,6 +37,7 @@ Roles:
   --role=remote  runs the jobs a local server sends it (no database)
   --role=exec    the remote command server (exec, files, transfers)
   --role=queue   a Net Queue node in a tree (framed://, the original protocol)
+  --role=module  the module server: user modules in supervised worker processes
 
 Run "troupe help <command>" or "troupe <command> --help" for details.
 Durations are a number and a unit: 500ms, 90s, 5m, 2h, 7d.
@@ -276,6 +283,81 @@ Options:
 `
 }
 
+/** Usage of the module server's commands and role. */
+const moduleCommands: Readonly<Record<string, string>> = {
+  com: `Usage: troupe com [options] MODULE FN [ARGS...]
+
+Call FN in MODULE on a module server and print what it returned: a string as
+is, anything else as JSON. Each ARG is JSON when it parses as JSON (3, true,
+null, [1,2], {"a":1}, '"quoted"'), otherwise a string. Exit 1 when the call
+failed (the module's error and traceback are printed on stderr).
+
+Options:
+  --server URL   the module server (default $TROUPE_MODULE_SERVER or tcp://127.0.0.1:7881)
+  --json         print the result as JSON, strings too
+`,
+  modules: `Usage: troupe modules [options] [PREFIX]
+
+Show the modules whose names start with PREFIX: status (starting, ready,
+restarting, failed, stopped), worker pid, generation (+1 per reload or
+restart), restarts after crashes, concurrency, running and queued calls,
+and the module file. A module that is not ready shows its last error.
+
+Options:
+  --server URL   the module server
+  --json         print JSON instead of a table
+`,
+  reload: `Usage: troupe reload [options] [MODULE]
+
+Reload MODULE's code: a new worker loads it while the old one serves; the
+next calls go to the new one once it is ready. If the new code fails to
+load, the old one keeps serving and the error is printed (exit 1).
+Without MODULE, the server reads its config file again and applies it.
+
+Options:
+  --server URL   the module server
+`,
+  "module-help": `Usage: troupe module-help [options] [MODULE]
+
+Print MODULE's help (its own, or generated from its functions), or without
+MODULE the server's help: its modules and the protocols it speaks.
+
+Options:
+  --server URL   the module server
+`,
+  "module-role": `Usage: troupe --role=module --config FILE [options]
+
+The module server: each module of the config runs in its own worker process,
+supervised (restarted with backoff after a crash; after 3 crashes in 5 s it
+stays down until its files change or it is reloaded). A module reloads when
+its file or a local file it imports changes: the new code starts in a new
+worker and takes the next calls once ready, while calls in flight finish on
+the old one. The config file is watched too. See docs/MODULES.md.
+
+Config: {"name": ["./path/to/module.js", "ExportName", "dispatchMethod" | null,
+         {"concurrency": 1, "importTimeoutMs": 5000, "maxQueue": 10000, "watch": true}]}
+(names starting with "_" are ignored; the options object is optional.)
+
+Options:
+  --config FILE         the JSON config of modules (required)
+  --listen URL          endpoint for typed clients (repeatable; default
+                        tcp://127.0.0.1:7881): tcp://, unix://, framed://, folder://
+  --compat HOST:PORT    listener for the original line-protocol clients
+                        (default 127.0.0.1:36577); "off" for none
+  --log-dir DIR         per-module logs, JSON lines (default logs/ beside the config)
+  --log-max-size SIZE   rotate a module's log past SIZE (default 10M)
+  --log-files N         rotated logs kept per module (default 5)
+  --secret-file FILE    a shared secret typed clients must prove they hold (default
+                        $TROUPE_SECRET_FILE); required to listen beyond loopback
+  --insecure            listen beyond loopback without a secret (private networks);
+                        also allows --compat beyond loopback (it has no authentication)
+`
+}
+
 /** The usage text for a command, or the general usage when it has none. */
 export const of = (command: string | undefined): string =>
-  command !== undefined && command in commands ? commands[command]! : general
+  command !== undefined && command in commands
+    ? commands[command]!
+    : command !== undefined && command in moduleCommands
+    ? moduleCommands[command]!
+    : general

@@ -62,3 +62,11 @@ export { NetQueueNode } from "../netqueue/Node.js"
 export * as NetQueue from "../netqueue/NetQueue.js"
 export * as NetQueueDispatch from "../netqueue/dispatch/Dispatch.js"
 export * as NetQueueErrors from "../netqueue/Errors.js"
+// The module server (seed 004): the typed client (Effect and Promise), its values and errors, and the
+// original line protocol's codec for programs that speak it themselves.
+export { connectModules, ModulesClient } from "./ModulesClient.js"
+export type { ModulesClientError, ModulesClientOptions, ModulesConnection } from "./ModulesClient.js"
+export { ConfigError as ModuleConfigError, ModuleError, ModuleFailure } from "../modules/Errors.js"
+export { ConfigReport, ModuleEvent, ModuleInfo, ModuleStatus, ReloadOutcome } from "../modules/ModuleInfo.js"
+export { PeerAddress } from "../protocol/ModulesRpc.js"
+export * as ModulesCompat from "../modules/Compat.js"

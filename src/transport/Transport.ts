@@ -31,6 +31,17 @@ export interface ServerOptions {
   readonly maxFrameBytes?: number | undefined
   /** Called once per client connection (by its RPC clientId) when it is gone, after its requests were interrupted. */
   readonly onDisconnect?: ((clientId: number) => Effect.Effect<void>) | undefined
+  /**
+   * Called synchronously when a client connection (by its RPC clientId) opens, with the peer's
+   * address, before its first request; not called by the folder transport, which has no peers.
+   */
+  readonly onConnect?: ((clientId: number, peer: Peer) => void) | undefined
+}
+
+/** The address a client connected from: an IP and port, or `{ host: "unix", port: 0 }` for a Unix socket. */
+export interface Peer {
+  readonly host: string
+  readonly port: number
 }
 
 /** How a client connects, whatever the transport. */

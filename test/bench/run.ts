@@ -14,7 +14,8 @@ const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./transports.js").then((m) => m.bench),
   () => import("./netqueue.js").then((m) => m.bench),
   () => import("./remote.js").then((m) => m.bench),
-  () => import("./exec.js").then((m) => m.bench)
+  () => import("./exec.js").then((m) => m.bench),
+  () => import("./modules.js").then((m) => m.bench)
 ]
 
 const cpuModel = (): string => {

@@ -47,7 +47,7 @@ export const makeServer = <Rpcs extends Rpc.Any>(
     const events = yield* LeanServer.make(group, {
       send: (clientId, message) => server?.send(clientId, message)
     }, options)
-    server = yield* FramedServer.make(endpoint, options, { onOpen: () => {}, ...events })
+    server = yield* FramedServer.make(endpoint, options, { ...events, onOpen: (clientId, peer) => options.onConnect?.(clientId, peer) })
     return server
   })
 
@@ -107,7 +107,8 @@ export const makeServerProtocol = (
       const inboxes = new Map<number, Inbox<FromClientEncoded>>()
       const fork = Runtime.runFork(yield* Effect.runtime<never>())
       server = yield* FramedServer.make(endpoint, options, {
-        onOpen: (clientId) => {
+        onOpen: (clientId, peer) => {
+          options.onConnect?.(clientId, peer)
           const inbox = new Inbox<FromClientEncoded>()
           inboxes.set(clientId, inbox)
           // The disconnect is reported after the last message, so the RpcServer never sees a message from a client it dropped.

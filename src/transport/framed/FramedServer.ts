@@ -14,8 +14,8 @@ import { type MessageTooLarge, Session } from "./Session.js"
 
 /** What a framed server tells its user about client sessions. */
 export interface ServerEvents {
-  /** A client opened a new session, known from now on by `clientId`. */
-  readonly onOpen: (clientId: number) => void
+  /** A client opened a new session, known from now on by `clientId`, from `peer`'s address. */
+  readonly onOpen: (clientId: number, peer: { readonly host: string; readonly port: number }) => void
   /** Messages from a client, in order, each once, across reconnects. */
   readonly onMessages: (clientId: number, messages: ReadonlyArray<unknown>) => void
   /** The session is over: the client closed it, broke the protocol, or stayed away past the resume window. */
@@ -171,7 +171,10 @@ class ServerState {
       this.sessions.set(open.sessionId, entry)
       this.byClient.set(entry.clientId, entry)
       this.clientIds.add(entry.clientId)
-      this.events.onOpen(entry.clientId)
+      this.events.onOpen(entry.clientId, {
+        host: connection.socket.remoteAddress ?? "unknown",
+        port: connection.socket.remotePort ?? 0
+      })
       this.attach(entry, connection, open, false)
     }
   }

@@ -21,6 +21,8 @@ export interface ServerOptions extends CommonOptions {
   readonly resumeWindow?: Duration.DurationInput | undefined
   /** How long a new connection may take to authenticate and open its session; default 5 seconds. */
   readonly handshakeTimeout?: Duration.DurationInput | undefined
+  /** Called when a client opens a new session (by its clientId), with the address it connected from. */
+  readonly onConnect?: ((clientId: number, peer: { readonly host: string; readonly port: number }) => void) | undefined
 }
 
 /** How a framed client connects. */

@@ -22,6 +22,8 @@ export interface ServerOptions {
   readonly socketMode?: number | undefined
   /** The shared secret every client must prove in the handshake; without one, any Troupe client is served. */
   readonly secret?: Secret | undefined
+  /** Called when a client connection (by its RPC clientId) opens, with the address it connected from. */
+  readonly onConnect?: ((clientId: number, peer: { readonly host: string; readonly port: number }) => void) | undefined
 }
 
 /** Options for a socket RPC client. */
@@ -123,7 +125,7 @@ const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.SocketEn
       ? { host: endpoint.host, port: endpoint.port, noDelay: true }
       : { path: endpoint.path }
   ).pipe(Effect.mapError((error) => listenFailed(url, error.cause)))
-  const authenticated = withHandshake(server, options.secret)
+  const authenticated = withHandshake(server, options.secret, options.onConnect)
   if (endpoint._tag === "Unix") {
     const mode = options.socketMode ?? 0o600
     yield* Effect.tryPromise({
@@ -135,11 +137,18 @@ const makeSocketServer = Effect.fnUntraced(function*(endpoint: Endpoint.SocketEn
 })
 
 // Every accepted connection goes through the handshake before the RPC protocol sees a byte of it.
+//
+// `onConnect` learns each connection's RpcServer clientId by counting: @effect/rpc's socket protocol
+// numbers connections from 0 in the order their handlers start, and takes the number in the same
+// synchronous run of the fiber that calls `handler` here (a fiber yields only at an async boundary
+// or after 2,048 operations, and none lies between the two), so the nth handler call is clientId n.
 const withHandshake = (
   server: SocketServer.SocketServer["Type"],
-  secret: Secret | undefined
-): SocketServer.SocketServer["Type"] =>
-  SocketServer.SocketServer.of({
+  secret: Secret | undefined,
+  onConnect: ServerOptions["onConnect"]
+): SocketServer.SocketServer["Type"] => {
+  let nextClientId = 0
+  return SocketServer.SocketServer.of({
     address: server.address,
     // NodeSocketServer provides each handler with its connection's NetSocket, hence the cast.
     run: <R, E, _>(handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
@@ -148,14 +157,20 @@ const withHandshake = (
           Handshake.serverHandshake(conn, { secret }).pipe(
             Effect.matchEffect({
               onFailure: () => Effect.void,
-              onSuccess: (leftover) => Effect.suspend(() => {
-                handOver(conn, leftover)
-                return handler(socket)
-              })
+              onSuccess: (leftover) =>
+                Effect.suspend(() => {
+                  handOver(conn, leftover)
+                  onConnect?.(nextClientId++, {
+                    host: conn.remoteAddress ?? "unix",
+                    port: conn.remotePort ?? 0
+                  })
+                  return handler(socket)
+                })
             })
           ))
       ) as Effect.Effect<never, SocketServer.SocketServerError, R>
   })
+}
 
 // Connects and runs the client side of the handshake; the socket comes back ready for the protocol.
 const openAuthenticated = (
