@@ -76,30 +76,37 @@ export interface CliResult {
   readonly stderr: string
 }
 
-/** Runs `node dist/node.js ...args` to completion. */
-export const runCli = (
+/** Runs any command to its end, collecting its output; rejects when it runs past `timeoutMs` (then killed). */
+export const runCommand = (
+  command: string,
   args: ReadonlyArray<string>,
-  options: { readonly cwd?: string; readonly env?: Record<string, string>; readonly timeoutMs?: number } = {}
+  options: { readonly cwd?: string; readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {}
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: options.cwd ?? root,
-      env: { ...process.env, TROUPE_SERVER: "", ...options.env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+    const child = spawn(command, args, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
-      reject(new Error(`troupe ${args.join(" ")} did not finish in time; stderr: ${stderr}`))
+      reject(new Error(`${Path.basename(command)} ${args.join(" ")} did not finish in time; stderr: ${stderr}`))
     }, options.timeoutMs ?? 30_000)
     child.once("error", reject)
     child.once("close", (code, signal) => {
       clearTimeout(timer)
       resolve({ code, signal, stdout, stderr })
     })
+  })
+
+/** Runs `node dist/node.js ...args` to completion. */
+export const runCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: Record<string, string>; readonly timeoutMs?: number } = {}
+): Promise<CliResult> =>
+  runCommand(process.execPath, [cli, ...args], {
+    ...options,
+    env: { ...process.env, TROUPE_SERVER: "", ...options.env }
   })
 
 /** Runs the CLI synchronously; for quick commands only. */

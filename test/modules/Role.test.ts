@@ -4,13 +4,12 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import { connectModules, ModulesClient } from "../../src/client/index.js"
 import * as Compat from "../../src/modules/Compat.js"
-import { eventually, freePort, runCli, spawnRole, waitForListening } from "../integration/harness.js"
+import { eventually, freePort, runCli, runCommand, spawnRole, waitForListening } from "../integration/harness.js"
 import type { RoleProcess } from "../integration/harness.js"
 import { config, project, write } from "./support.js"
 
@@ -50,23 +49,11 @@ describe("the module role (node dist/node.js --role=module)", () => {
   let unix = ""
   let compatPort = 0
 
-  const py = (...args: ReadonlyArray<string | number>) =>
-    new Promise<PythonResult>((resolve, reject) => {
-      const child = spawn("python3", [python, "127.0.0.1", String(compatPort), ...args.map(String)], { stdio: ["ignore", "pipe", "pipe"] })
-      let stdout = ""
-      let stderr = ""
-      child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c))
-      child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c))
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL")
-        reject(new Error(`python ${args.join(" ")} did not finish; stderr: ${stderr}`))
-      }, 30_000)
-      child.once("close", (code) => {
-        clearTimeout(timer)
-        if (code !== 0) return reject(new Error(`python ${args.join(" ")} exited ${code}: ${stderr}`))
-        resolve(JSON.parse(stdout) as PythonResult)
-      })
-    })
+  const py = async (...args: ReadonlyArray<string | number>): Promise<PythonResult> => {
+    const result = await runCommand("python3", [python, "127.0.0.1", String(compatPort), ...args.map(String)])
+    if (result.code !== 0) throw new Error(`python ${args.join(" ")} exited ${result.code}: ${result.stderr}`)
+    return JSON.parse(result.stdout) as PythonResult
+  }
 
   beforeAll(async () => {
     dir = project(modules)

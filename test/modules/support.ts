@@ -5,7 +5,7 @@ import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type * as Scope from "effect/Scope"
-import { root, tempDir } from "../integration/harness.js"
+import { eventually, root, tempDir } from "../integration/harness.js"
 import type { ConfigError } from "../../src/modules/Errors.js"
 import * as ModuleServer from "../../src/modules/ModuleServer.js"
 import type { ModuleEvent } from "../../src/modules/ModuleInfo.js"
@@ -81,12 +81,5 @@ export const events = (
 
 /** Polls `check` until it returns something other than undefined (at most `timeoutMs`). */
 export const until = <A>(check: () => A | undefined, timeoutMs = 20_000, what = "condition"): Effect.Effect<A> =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const value = check()
-      if (value !== undefined) return value
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  })
+  Effect.promise(() => eventually(check, timeoutMs, what))
+

@@ -6,26 +6,12 @@ import * as Readline from "node:readline"
 import * as Supervisor from "../../src/actors/Supervisor.js"
 import { NetQueueClient } from "../../src/netqueue/Client.js"
 import * as NetQueue from "../../src/netqueue/NetQueue.js"
+import { runCommand } from "../integration/harness.js"
 
 // The Python Net Queue peer, written from the seed's description; it knows frame types 1–6 only.
 const peer = Path.join(import.meta.dirname, "netqueue_peer.py")
 
-const runPython = (args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn("python3", [peer, ...args], { stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c))
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c))
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`python peer ${args.join(" ")} did not finish; stderr: ${stderr}`))
-    }, 20_000)
-    child.once("close", (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+const runPython = (args: ReadonlyArray<string>) => runCommand("python3", [peer, ...args], { timeoutMs: 20_000 })
 
 // A Python Net Queue server driven line by line over stdin/stdout.
 const pythonServer = Effect.acquireRelease(

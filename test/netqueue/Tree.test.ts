@@ -4,19 +4,13 @@ import * as Supervisor from "../../src/actors/Supervisor.js"
 import * as NetQueue from "../../src/netqueue/NetQueue.js"
 import { NetQueueClient } from "../../src/netqueue/Client.js"
 import { NetQueueServer } from "../../src/netqueue/Server.js"
+import { eventually } from "../integration/harness.js"
 import { captureLog, RawPeer } from "./support.js"
 
 const local = { host: "127.0.0.1", port: 0 }
 const wait = <A>(what: string, check: () => A | undefined, timeoutMs = 5000) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const value = check()
-      if (value !== undefined) return value
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  })
+  Effect.promise(() => eventually(check, timeoutMs, what))
+
 const connect = (port: number, options: ConstructorParameters<typeof NetQueueClient>[0] = {}) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
