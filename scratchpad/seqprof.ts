@@ -10,7 +10,7 @@ await new Promise<void>((resolve) => server.stdout!.on("data", (d: Buffer) => d.
 const scope = Effect.runSync(Scope.make())
 const client = await Effect.runPromise(Transport.makeClient(EchoRpc, Effect.runSync(Endpoint.parse(url))).pipe(Scope.extend(scope)))
 const data = new Uint8Array(16).fill(1)
-for (let round = 0; round < 3; round++) {
+for (let round = 0; round < 10; round++) {
   const c0 = process.cpuUsage(); let n = 0; const t0 = performance.now()
   await Effect.runPromise(Effect.whileLoop({ while: () => n < 3000, body: () => client.Echo({ data }), step: () => { n++ } }))
   const c1 = process.cpuUsage(c0)

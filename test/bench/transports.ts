@@ -26,6 +26,8 @@ const env = (key: string, fallback: number) => Number(process.env[key] ?? fallba
 /** How long each throughput scenario runs, and the most calls the sequential one makes. */
 const scenarioMs = env("BENCH_TRANSPORT_MS", 1500)
 const sequentialCalls = env("BENCH_TRANSPORT_SEQUENTIAL", 3000)
+/** How long each target is warmed up before it is measured (half as long again with 100 in flight). */
+const warmupMs = env("BENCH_TRANSPORT_WARMUP_MS", 1500)
 const payloads = [
   { label: "16 B", bytes: 16 },
   { label: "1 KB", bytes: 1024 },
@@ -192,7 +194,11 @@ const moleculerTarget: Target = {
 
 const sequential = async (caller: Caller, calls: number): Promise<Measured["sequential"]> => {
   const data = new Uint8Array(16).fill(1)
-  await caller.run(data, 1, (made) => made >= Math.min(200, calls))
+  // Warm both processes up (the JIT needs a few thousand calls) the same way for every target:
+  // a long-running server is warm, and a cold one measures the compiler, not the transport.
+  const warmUntil = now() + warmupMs
+  await caller.run(data, 1, (made) => made >= calls || now() >= warmUntil)
+  await caller.run(data, 100, () => now() >= warmUntil + warmupMs / 2)
   const t0 = now()
   const samples = await caller.run(data, 1, (made) => made >= calls)
   const seconds = (now() - t0) / 1000
