@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Actor from "../actors/Actor.js"
@@ -38,6 +39,8 @@ export const QueueMessage = Schema.Union(
   Schema.TaggedStruct("Cancel", { jobs: Schema.Array(Schema.Tuple(JobId, Schema.String)) }),
   /** A delayed retry is due. */
   Schema.TaggedStruct("Wake", {}),
+  /** New jobs whose slot was claimed and whose start is committed: run their first attempts. */
+  Schema.TaggedStruct("Launch", { jobs: Schema.Array(ReadyJobSchema) }),
   /** Attempts still running elsewhere (a remote) after a restart: run their runners again. */
   Schema.TaggedStruct("Adopt", {
     attempts: Schema.Array(Schema.Struct({ job: ReadyJobSchema, attempt: Schema.Int }))
@@ -52,6 +55,8 @@ export interface QueueWiring {
   readonly start: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyArray<number>, unknown>
   /** Run one attempt to its end (the executor); interruption is a kill. */
   readonly run: (job: ReadyJob, attempt: number) => Effect.Effect<AttemptResult>
+  /** Run an attempt at once when it can end synchronously (a plain function); undefined otherwise. */
+  readonly runNow?: (job: ReadyJob, attempt: number) => AttemptResult | Effect.Effect<AttemptResult> | undefined
   /** Hand finished attempts to the ledger. */
   readonly report: (results: ReadonlyArray<AttemptResult>) => void
 }
@@ -67,6 +72,14 @@ export interface QueueHandle {
   readonly starting: () => number
   /** Stop starting new jobs (shutdown); running ones carry on. */
   readonly pause: () => void
+  /** Hand ready jobs to the queue. */
+  readonly enqueue: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Reserve cores for a new job when nothing waits here and cores are free; true when reserved. */
+  readonly claim: (job: ReadyJob) => boolean
+  /** Run the first attempts of claimed jobs (their start is committed). */
+  readonly launch: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Free the cores of claimed jobs that will not start. */
+  readonly release: (jobs: ReadonlyArray<ReadyJob>) => void
 }
 
 /**
@@ -88,6 +101,8 @@ export const make = (options: {
     let paused = false
     let usedCores = 0
     let starting = 0
+    // Jobs told to the actor and not yet received: a claim must not overtake them.
+    let inFlight = 0
     const ready = new PriorityQueue<Entry>((a, b) => a.priority > b.priority || (a.priority === b.priority && a.order < b.order))
     const delayed: Array<Entry> = []
     // The live entry of every waiting job; heap entries that are no longer here are skipped (lazy removal).
@@ -114,6 +129,7 @@ export const make = (options: {
     const receive = (message: QueueMessage, ended: Array<AttemptResult>) => {
       switch (message._tag) {
         case "Enqueue":
+          inFlight -= message.jobs.length
           for (const job of message.jobs) {
             if (known.has(job.id)) continue
             const entry: Entry = { job, priority: job.priority, order: order++ }
@@ -123,10 +139,7 @@ export const make = (options: {
           }
           break
         case "Finished":
-          usedCores -= cores.get(message.id) ?? 0
-          cores.delete(message.id)
-          running.delete(message.id)
-          killReasons.delete(message.id)
+          release(message.id)
           if (message.result !== null) ended.push(message.result)
           break
         case "Cancel":
@@ -138,6 +151,10 @@ export const make = (options: {
             const fiber = running.get(id)
             if (fiber !== undefined) Effect.runFork(Fiber.interruptFork(fiber))
           }
+          break
+        case "Launch":
+          starting -= message.jobs.length
+          for (const job of message.jobs) launch(job, ended)
           break
         case "Adopt":
           for (const { attempt, job } of message.attempts) {
@@ -216,8 +233,33 @@ export const make = (options: {
       )
     }
 
-    const runner = (job: ReadyJob, attempt: number) =>
-      wiring.run(job, attempt).pipe(
+    // A claimed job's first attempt: a synchronous function runs here and now, anything else gets a runner.
+    const launch = (job: ReadyJob, ended: Array<AttemptResult>) => {
+      if (!cores.has(job.id)) return
+      const reason = killReasons.get(job.id)
+      if (reason !== undefined) {
+        release(job.id)
+        ended.push({ id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
+        return
+      }
+      const now = wiring.runNow?.(job, 1)
+      if (now !== undefined && !Effect.isEffect(now)) {
+        release(job.id)
+        ended.push(now)
+        return
+      }
+      running.set(job.id, Effect.runSync(Effect.forkIn(runner(job, 1, now), options.runnerScope)))
+    }
+
+    const release = (id: JobId) => {
+      usedCores -= cores.get(id) ?? 0
+      cores.delete(id)
+      running.delete(id)
+      killReasons.delete(id)
+    }
+
+    const runner = (job: ReadyJob, attempt: number, body: Effect.Effect<AttemptResult> = wiring.run(job, attempt)) =>
+      body.pipe(
         Effect.onExit((exit) =>
           Effect.sync(() => {
             if (Exit.isSuccess(exit)) return finished(job.id, exit.value)
@@ -280,6 +322,30 @@ export const make = (options: {
       starting: () => starting,
       pause: () => {
         paused = true
+      },
+      enqueue: (jobs) => {
+        inFlight += jobs.length
+        if (!actor.unsafeTell({ _tag: "Enqueue", jobs })) inFlight -= jobs.length
+      },
+      claim: (job) => {
+        if (paused || inFlight > 0 || ready.size > 0 || known.has(job.id) || cores.has(job.id)) return false
+        const want = Math.min(job.spec.cores ?? 1, options.concurrency)
+        if (usedCores + want > options.concurrency) return false
+        usedCores += want
+        cores.set(job.id, want)
+        starting += 1
+        return true
+      },
+      launch: (jobs) => {
+        if (!actor.unsafeTell({ _tag: "Launch", jobs })) {
+          // Never dropped: the jobs are committed as running.
+          Effect.runFork(actor.tell({ _tag: "Launch", jobs }).pipe(Effect.retry(Schedule.spaced("10 millis")), Effect.orDie))
+        }
+      },
+      release: (jobs) => {
+        starting -= jobs.length
+        for (const job of jobs) release(job.id)
+        actor.unsafeTell({ _tag: "Wake" })
       }
     }
   })
