@@ -213,7 +213,14 @@ export const make = (options: {
           Effect.forEach(jobs, (job, i) => {
             const attempt = attempts[i] ?? 0
             if (attempt === 0) return Effect.sync(() => finished(job.id, null))
-            return Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
+            const reason = killReasons.get(job.id)
+            if (reason !== undefined) {
+              return Effect.sync(() => finished(job.id, { id: job.id, state: "killed", exitCode: null, reason, outputs: [] }))
+            }
+            // A synchronous function ends here; anything else gets its runner.
+            const now = wiring.runNow?.(job, attempt)
+            if (now !== undefined && !Effect.isEffect(now)) return Effect.sync(() => finished(job.id, now))
+            return Effect.forkIn(runner(job, attempt, now), options.runnerScope).pipe(
               Effect.map((fiber) => {
                 running.set(job.id, fiber)
                 if (killReasons.has(job.id)) Effect.runFork(Fiber.interruptFork(fiber))
