@@ -162,7 +162,10 @@ export const make = (options: {
             cores.set(job.id, 0)
             Effect.runFork(
               Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
-                Effect.map((fiber) => void running.set(job.id, fiber))
+                Effect.map((fiber) => {
+                  // A runner that has already ended has freed its cores: it is not running any more.
+                  if (cores.has(job.id)) running.set(job.id, fiber)
+                })
               )
             )
           }
@@ -222,7 +225,7 @@ export const make = (options: {
             if (now !== undefined && !Effect.isEffect(now)) return Effect.sync(() => finished(job.id, now))
             return Effect.forkIn(runner(job, attempt, now), options.runnerScope).pipe(
               Effect.map((fiber) => {
-                running.set(job.id, fiber)
+                if (cores.has(job.id)) running.set(job.id, fiber)
                 if (killReasons.has(job.id)) Effect.runFork(Fiber.interruptFork(fiber))
               })
             )
@@ -255,7 +258,8 @@ export const make = (options: {
         ended.push(now)
         return
       }
-      running.set(job.id, Effect.runSync(Effect.forkIn(runner(job, 1, now), options.runnerScope)))
+      const fiber = Effect.runSync(Effect.forkIn(runner(job, 1, now), options.runnerScope))
+      if (cores.has(job.id)) running.set(job.id, fiber)
     }
 
     const release = (id: JobId) => {
@@ -284,10 +288,12 @@ export const make = (options: {
         Effect.catchAllCause(() => Effect.void)
       )
 
+    // An attempt ended (or never began: result null). Its cores are free at once and its end goes
+    // straight to the ledger; the actor is woken only when jobs wait for the cores.
     const finished = (id: JobId, result: AttemptResult | null) => {
-      if (!actor.unsafeTell({ _tag: "Finished", id, result })) {
-        Effect.runFork(Effect.logError(`queue ${options.name} mailbox is full; the end of ${id} waits for recovery`))
-      }
+      release(id)
+      if (result !== null) wiring.report([result])
+      if (ready.size > 0) actor.unsafeTell({ _tag: "Wake" })
     }
 
     const promoteDue = () => {
