@@ -142,7 +142,7 @@ export const make = (options: RuntimeOptions) =>
     })
 
     const wiring: QueueActor.QueueWiring = {
-      start: (ids) => ledgerRef.ask(new Start({ ids }, true)),
+      start: (ids, done) => ledgerRef.unsafeAsk(new Start({ ids }, true), done),
       ...(executor.runNow === undefined ? {} : {
         runNow: (job: ReadyJob, attempt: number) => {
           const outcome = executor.runNow!({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) })

@@ -51,8 +51,12 @@ export type QueueMessage = typeof QueueMessage.Type
 
 /** What a queue needs from the rest of the runtime. */
 export interface QueueWiring {
-  /** Commit attempts as running; returns each attempt number, 0 for jobs that must not run. */
-  readonly start: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyArray<number>, unknown>
+  /**
+   * Commit attempts as running; `done` gets each attempt number, 0 for jobs that must not run.
+   * Sent synchronously, so that it shares a ledger batch with the ends reported just before it.
+   * False when the ledger's mailbox is full.
+   */
+  readonly start: (ids: ReadonlyArray<JobId>, done: (exit: Exit.Exit<ReadonlyArray<number>, unknown>) => void) => boolean
   /** Run one attempt to its end (the executor); interruption is a kill. */
   readonly run: (job: ReadyJob, attempt: number) => Effect.Effect<AttemptResult>
   /** Run an attempt at once when it can end synchronously (a plain function); undefined otherwise. */
@@ -204,43 +208,49 @@ export const make = (options: {
           starts.push(next.job)
         }
         for (const entry of parked) ready.push(entry)
-        const started = starts.length === 0 ? Effect.void : Effect.asVoid(Effect.forkIn(startRound(starts), options.runnerScope))
-        return Effect.zipRight(started, scheduleWake())
+        if (starts.length > 0) startRound(starts)
+        return scheduleWake()
       })
 
-    // One ledger request commits the whole round as running; then each attempt gets its runner.
+    // One ledger request commits the whole round as running; then each attempt begins.
     const startRound = (jobs: ReadonlyArray<ReadyJob>) => {
       starting += jobs.length
-      return wiring.start(jobs.map((job) => job.id)).pipe(
-        Effect.flatMap((attempts) =>
-          Effect.forEach(jobs, (job, i) => {
-            const attempt = attempts[i] ?? 0
-            if (attempt === 0) return Effect.sync(() => finished(job.id, null))
-            const reason = killReasons.get(job.id)
-            if (reason !== undefined) {
-              return Effect.sync(() => finished(job.id, { id: job.id, state: "killed", exitCode: null, reason, outputs: [] }))
-            }
-            // A synchronous function ends here; anything else gets its runner.
-            const now = wiring.runNow?.(job, attempt)
-            if (now !== undefined && !Effect.isEffect(now)) return Effect.sync(() => finished(job.id, now))
-            return Effect.forkIn(runner(job, attempt, now), options.runnerScope).pipe(
-              Effect.map((fiber) => {
-                if (cores.has(job.id)) running.set(job.id, fiber)
-                if (killReasons.has(job.id)) Effect.runFork(Fiber.interruptFork(fiber))
-              })
-            )
-          }, { discard: true })
-        ),
-        Effect.catchAllCause((cause) =>
-          Effect.zipRight(
-            Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s)`, cause),
-            Effect.sync(() => jobs.forEach((job) => finished(job.id, null)))
-          )
-        ),
-        Effect.ensuring(Effect.sync(() => {
-          starting -= jobs.length
-        }))
-      )
+      const sent = wiring.start(jobs.map((job) => job.id), (exit) => {
+        starting -= jobs.length
+        if (Exit.isSuccess(exit)) {
+          // The ends of synchronous functions go to the ledger together, and the next round is taken once.
+          const ends: Array<AttemptResult> = []
+          collecting = ends
+          try {
+            jobs.forEach((job, i) => begin(job, exit.value[i] ?? 0))
+          } finally {
+            collecting = undefined
+          }
+          if (ends.length > 0) wiring.report(ends)
+          if (ready.size > 0 && !paused) Effect.runSync(fill())
+          return
+        }
+        Effect.runFork(Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s)`, exit.cause))
+        for (const job of jobs) finished(job.id, null)
+      })
+      if (!sent) {
+        starting -= jobs.length
+        Effect.runFork(Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s): the ledger is full`))
+        for (const job of jobs) finished(job.id, null)
+      }
+    }
+
+    // A committed start: a synchronous function ends here; anything else gets its runner.
+    const begin = (job: ReadyJob, attempt: number) => {
+      if (attempt === 0) return finished(job.id, null)
+      const reason = killReasons.get(job.id)
+      if (reason !== undefined) {
+        return finished(job.id, { id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
+      }
+      const now = wiring.runNow?.(job, attempt)
+      if (now !== undefined && !Effect.isEffect(now)) return finished(job.id, now)
+      const fiber = Effect.runSync(Effect.forkIn(runner(job, attempt, now), options.runnerScope))
+      if (cores.has(job.id)) running.set(job.id, fiber)
     }
 
     // A claimed job's first attempt: a synchronous function runs here and now, anything else gets a runner.
@@ -289,12 +299,19 @@ export const make = (options: {
       )
 
     // An attempt ended (or never began: result null). Its cores are free at once and its end goes
-    // straight to the ledger; the actor is woken only when jobs wait for the cores.
+    // straight to the ledger; jobs waiting for the cores start in the same breath, so that their
+    // start shares the ledger's next commit with this end.
     const finished = (id: JobId, result: AttemptResult | null) => {
       release(id)
+      if (collecting !== undefined) {
+        if (result !== null) collecting.push(result)
+        return
+      }
       if (result !== null) wiring.report([result])
-      if (ready.size > 0) actor.unsafeTell({ _tag: "Wake" })
+      if (ready.size > 0 && !paused) Effect.runSync(fill())
     }
+    // While a started round begins, ends are collected here instead of reported one by one.
+    let collecting: Array<AttemptResult> | undefined
 
     const promoteDue = () => {
       if (delayed.length === 0) return
