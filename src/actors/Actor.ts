@@ -33,6 +33,11 @@ export interface ActorRef<M> {
   readonly ask: <Req extends M & Request.Request<any, any>>(
     message: Req
   ) => Effect.Effect<Request.Request.Success<Req>, Request.Request.Error<Req> | MailboxFull>
+  /** Deliver a request from synchronous code; `onReply` gets the handler's answer. False when the mailbox is full. */
+  readonly unsafeAsk: <Req extends M & Request.Request<any, any>>(
+    message: Req,
+    onReply: (exit: Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>) => void
+  ) => boolean
   /** Messages waiting in the mailbox. */
   readonly pending: Effect.Effect<number>
   /** The supervised fiber; it fails with Escalation when the actor gives up. */
@@ -106,6 +111,20 @@ export const make = <M, R>(options: ActorOptions<M, R>): Effect.Effect<ActorRef<
       tell: (message: M) => deliver({ message, reply: noReply }),
       unsafeTell: (message: M) => Queue.unsafeOffer(mailbox, { message, reply: noReply }),
       ask,
+      unsafeAsk: <Req extends M & Request.Request<any, any>>(
+        message: Req,
+        onReply: (exit: Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>) => void
+      ) => {
+        let answered = false
+        return Queue.unsafeOffer(mailbox, {
+          message,
+          reply: (exit) => {
+            if (answered) return
+            answered = true
+            onReply(exit as Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>)
+          }
+        })
+      },
       pending: Queue.size(mailbox),
       fiber
     }

@@ -39,4 +39,10 @@ export class Executor extends Context.Tag("troupe/Executor")<Executor, {
    * Interrupting the effect kills the whole process group and waits for it to go.
    */
   readonly run: (request: RunRequest) => Effect.Effect<RunOutcome>
+  /**
+   * Optional fast path: start an attempt right now, in the caller's fiber. Returns its outcome when it
+   * ended synchronously (a plain function), the rest of the attempt as an effect when it went async,
+   * or undefined when it did not start and needs `run`.
+   */
+  readonly runNow?: (request: RunRequest) => RunOutcome | Effect.Effect<RunOutcome> | undefined
 }>() {}

@@ -1,6 +1,7 @@
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -15,6 +16,8 @@ import { completed, failed, messageOf, timedOut } from "./internal/outcome.js"
 export class FunctionRunner extends Context.Tag("troupe/FunctionRunner")<FunctionRunner, {
   /** Run one attempt to the end; never fails: a decode error, a failure or a timeout is an outcome. */
   readonly run: (request: RunRequest) => Effect.Effect<RunOutcome>
+  /** Start an in-process attempt now; see `Executor.runNow`. */
+  readonly runNow: (request: RunRequest) => RunOutcome | Effect.Effect<RunOutcome> | undefined
 }>() {}
 
 /** Tuning for the worker-thread pool used by `placement: "thread"`. */
@@ -68,7 +71,32 @@ export const make = (
         onTimeout: () => timedOut(timeLimitMs)
       })
     }
-    return { run }
+    // No fiber for a function that answers synchronously; a time limit needs the fiber path.
+    const runNow = (request: RunRequest): RunOutcome | Effect.Effect<RunOutcome> | undefined => {
+      const spec = request.spec
+      if (spec.placement === "thread" || spec.timeLimitMs !== undefined) return undefined
+      const name = spec.fn ?? ""
+      const definition = functions.lookup(name)
+      if (definition === undefined) return undefined
+      const codec = codecOf(definition)
+      const decoded = codec.decodeNow(spec.args)
+      if (Either.isLeft(decoded)) return isForbidden(decoded.left) ? undefined : invalidArgs(name, decoded.left)
+      let result: unknown
+      try {
+        result = definition.run(decoded.right)
+      } catch (error) {
+        return failed(messageOf(error))
+      }
+      if (Effect.isEffect(result)) return finishCall(name, codec, result as Effect.Effect<unknown, unknown>)
+      if (isPromiseLike(result)) {
+        return finishCall(name, codec, Effect.tryPromise({ try: () => result as PromiseLike<unknown>, catch: (e) => e }))
+      }
+      const encoded = codec.encodeNow(result)
+      if (Either.isRight(encoded)) return completed(null, undefined, encoded.right)
+      if (isForbidden(encoded.left)) return finishCall(name, codec, Effect.succeed(result))
+      return failed(`the result of ${name} does not match its success schema: ${encoded.left.message}`)
+    }
+    return { run, runNow }
   })
 
 /** Provides a function runner; needs the Functions registry. */
@@ -81,7 +109,12 @@ export const layer = (options: FunctionRunnerOptions = {}): Layer.Layer<Function
 interface Codec {
   readonly decode: (input: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
   readonly encode: (value: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
+  readonly decodeNow: (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly encodeNow: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
 }
+
+// A schema with asynchronous parts cannot be run synchronously: the effect path handles it.
+const isForbidden = (error: ParseResult.ParseError): boolean => error.issue._tag === "Forbidden"
 
 // Compiled decoders and encoders, once per definition.
 const codecs = new WeakMap<FunctionDefinition, Codec>()
@@ -91,7 +124,9 @@ const codecOf = (definition: FunctionDefinition): Codec => {
   if (codec === undefined) {
     codec = {
       decode: Schema.decodeUnknown(definition.args as Schema.Schema<unknown, unknown>),
-      encode: Schema.encodeUnknown(definition.success as Schema.Schema<unknown, unknown>)
+      encode: Schema.encodeUnknown(definition.success as Schema.Schema<unknown, unknown>),
+      decodeNow: Schema.decodeUnknownEither(definition.args as Schema.Schema<unknown, unknown>),
+      encodeNow: Schema.encodeUnknownEither(definition.success as Schema.Schema<unknown, unknown>)
     }
     codecs.set(definition, codec)
   }

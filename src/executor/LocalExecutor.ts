@@ -28,7 +28,8 @@ export const make: Effect.Effect<
         const problem = checker.check(spec)
         return problem === undefined ? Effect.void : Effect.fail(problem)
       }),
-    run: (request) => request.spec.fn === undefined ? shell.run(request) : functions.run(request)
+    run: (request) => request.spec.fn === undefined ? shell.run(request) : functions.run(request),
+    runNow: (request) => request.spec.fn === undefined ? undefined : functions.runNow(request)
   })
 })
 

@@ -23,4 +23,13 @@ export interface Dispatch {
    * process restarted: the runner picks the attempt up where it is, without starting it again.
    */
   readonly adopt: (attempts: ReadonlyArray<{ readonly job: ReadyJob; readonly attempt: number }>) => void
+  /**
+   * Reserve a free slot for a new job on its queue, when nothing else waits there; true when
+   * reserved. The ledger then commits the job as running and `launch`es it, or `release`s it.
+   */
+  readonly claim: (job: ReadyJob) => boolean
+  /** Start the runners of claimed jobs, once their start is committed. */
+  readonly launch: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Give back the slots of claimed jobs whose start was not committed. */
+  readonly release: (jobs: ReadonlyArray<ReadyJob>) => void
 }

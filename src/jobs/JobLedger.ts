@@ -14,7 +14,7 @@ import type { JobState } from "../domain/JobState.js"
 import type { NewJobRow, TransitionRow } from "../store/JobStore.js"
 import { JobStore } from "../store/JobStore.js"
 import type { Completions } from "./Completions.js"
-import type { Dispatch } from "./Dispatch.js"
+import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Batch } from "./LedgerBatch.js"
 import { JobTable } from "./JobTable.js"
 import type { LiveJob, LiveState } from "./JobTable.js"
@@ -118,6 +118,7 @@ export const make = (deps: LedgerDeps) => {
         }
         return step(0).pipe(
           Effect.catchAll((error) => {
+            if (tx.launch.length > 0) deps.dispatch.release(tx.launch)
             for (const envelope of batch) envelope.reply(Exit.fail(error))
             // Memory no longer matches the store: crash so the supervisor rebuilds from the store.
             return Effect.die(error)
@@ -186,7 +187,8 @@ export const make = (deps: LedgerDeps) => {
     tx.replies.push(() => envelope.reply(Exit.succeed(ids)))
   }
 
-  // A new job enters the table as held, queued, or at once failed when a dependency has failed.
+  // A new job enters the table as held, queued, running (a free slot was claimed for it), or at
+  // once failed when a dependency has failed.
   const insert = (id: JobId, spec: JobSpec, now: number, tx: Batch) => {
     const queue = spec.queue ?? defaultQueue
     const job: LiveJob = {
@@ -209,7 +211,15 @@ export const make = (deps: LedgerDeps) => {
         if (state !== undefined && state !== "completed") failedBy ??= `dependency ${dep} ended ${state}`
       }
     }
-    const state: JobState = failedBy !== undefined ? "failed" : job.waitingOn !== null ? "held" : "queued"
+    let state: JobState = failedBy !== undefined ? "failed" : job.waitingOn !== null ? "held" : "queued"
+    const ready: ReadyJob | undefined = state === "queued"
+      ? { id, queue, priority: job.priority, spec, runAfter: null }
+      : undefined
+    if (ready !== undefined && spec.on === undefined && deps.dispatch.claim(ready)) {
+      state = "running"
+      job.attempts = 1
+      job.startedAt = now
+    }
     tx.newIds.add(id)
     if (spec.key !== undefined) tx.keys.set(spec.key, id)
     tx.queueOf.set(id, queue)
@@ -222,17 +232,34 @@ export const make = (deps: LedgerDeps) => {
       spec,
       key: spec.key ?? null,
       reason: failedBy ?? null,
-      submittedAt: now
+      submittedAt: now,
+      attempts: job.attempts
     } satisfies NewJobRow)
-    tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
+    if (state === "running") {
+      tx.transitions.push({ id, from: null, to: "queued", at: now, attempt: 0, exitCode: null, reason: null })
+      tx.transitions.push({
+        id,
+        from: "queued",
+        to: "running",
+        at: now,
+        attempt: 1,
+        exitCode: null,
+        reason: null,
+        location: null,
+        byInsert: true
+      })
+    } else {
+      tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
+    }
     if (state === "failed") {
       table.unhold(job)
       tx.finishedStates.set(id, "failed")
       return
     }
-    job.state = state
+    job.state = state as LiveState
     table.add(job)
-    if (state === "queued") tx.ready.push({ id, queue, priority: job.priority, spec, runAfter: null })
+    if (state === "running") tx.launch.push(ready!)
+    else if (state === "queued") tx.ready.push(ready!)
   }
 
   // Dependencies must exist and form no cycle; queues must have room.
@@ -452,6 +479,7 @@ export const make = (deps: LedgerDeps) => {
       if (tx.inserts.length > 0 || tx.transitions.length > 0 || tx.progress.length > 0) {
         yield* store.commit(tx.inserts, tx.transitions, tx.progress)
       }
+      if (tx.launch.length > 0) deps.dispatch.launch(tx.launch)
       if (tx.ready.length > 0) deps.dispatch.enqueue(tx.ready)
       if (tx.adopt.length > 0) deps.dispatch.adopt(tx.adopt)
       if (tx.cancel.length > 0) deps.dispatch.cancel(tx.cancel)

@@ -24,6 +24,7 @@ import type { JobEvent, JobRecord } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import { isTerminal } from "../domain/JobState.js"
 import { Executor } from "../executor/Executor.js"
+import type { RunOutcome } from "../executor/Executor.js"
 import * as OutputFollower from "../executor/OutputFollower.js"
 import { JobStore } from "../store/JobStore.js"
 import { Completions } from "./Completions.js"
@@ -102,7 +103,14 @@ export const make = (options: RuntimeOptions) =>
           if (list === undefined) byQueue.set(job.queue, [job])
           else list.push(job)
         }
-        for (const [name, list] of byQueue) queueFor(name).actor.unsafeTell({ _tag: "Enqueue", jobs: list })
+        for (const [name, list] of byQueue) queueFor(name).enqueue(list)
+      },
+      claim: (job) => queueFor(job.queue).claim(job),
+      launch: (jobs) => {
+        for (const [name, list] of groupByQueue(jobs)) queueFor(name).launch(list)
+      },
+      release: (jobs) => {
+        for (const [name, list] of groupByQueue(jobs)) queueFor(name).release(list)
       },
       cancel: (jobs) => {
         for (const handle of queues.values()) handle.actor.unsafeTell({ _tag: "Cancel", jobs })
@@ -134,7 +142,14 @@ export const make = (options: RuntimeOptions) =>
     })
 
     const wiring: QueueActor.QueueWiring = {
-      start: (ids) => ledgerRef.ask(new Start({ ids }, true)),
+      start: (ids, done) => ledgerRef.unsafeAsk(new Start({ ids }, true), done),
+      ...(executor.runNow === undefined ? {} : {
+        runNow: (job: ReadyJob, attempt: number) => {
+          const outcome = executor.runNow!({ id: job.id, spec: job.spec, attempt, jobDir: jobDir(job.id) })
+          if (outcome === undefined) return undefined
+          return Effect.isEffect(outcome) ? Effect.map(outcome, (o) => resultOf(job, o)) : resultOf(job, outcome)
+        }
+      }),
       run: (job, attempt) =>
         Effect.map(
           executor.run({
@@ -147,14 +162,7 @@ export const make = (options: RuntimeOptions) =>
               ledgerRef.unsafeTell(new Progress({ updates: [{ id: job.id, attempt, transportState }] }, true))
             }
           }),
-          (outcome): AttemptResult => ({
-            id: job.id,
-            state: outcome.state,
-            exitCode: outcome.exitCode,
-            reason: outcome.reason,
-            outputs: outcome.outputs,
-            ...(outcome.result === undefined ? {} : { result: outcome.result })
-          })
+          (outcome) => resultOf(job, outcome)
         ),
       // Ends of attempts must reach the ledger: a full mailbox is retried, never dropped.
       report: (results) => {
@@ -171,7 +179,7 @@ export const make = (options: RuntimeOptions) =>
     // Synchronous decoding: a submit is on the hot path and needs no effectful parsing.
     const decodeSpec = Schema.decodeUnknownEither(JobSpec, { onExcessProperty: "error" })
     const toSpec = (input: JobSpecInput | JobSpec): Either.Either<JobSpec, InvalidSpec> =>
-      input instanceof JobSpec ? Either.right(input) : Either.mapLeft(decodeSpec(input), (error) =>
+      input instanceof JobSpec ? Either.right(input) : Either.mapLeft(simpleSpec(input) ?? decodeSpec(input), (error) =>
         new InvalidSpec({ reason: "malformed", message: `malformed job spec: ${ParseResult.TreeFormatter.formatErrorSync(error)}` }))
     const shuttingDown = new ShuttingDown({ message: "the job server is shutting down and takes no new jobs" })
     const overloaded = (full: MailboxFull) =>
@@ -385,6 +393,47 @@ export const make = (options: RuntimeOptions) =>
       queues: Effect.sync(() => ledger.view.summary(concurrencyOf))
     })
   })
+
+const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob>> => {
+  const byQueue = new Map<string, Array<ReadyJob>>()
+  for (const job of jobs) {
+    const list = byQueue.get(job.queue)
+    if (list === undefined) byQueue.set(job.queue, [job])
+    else list.push(job)
+  }
+  return byQueue
+}
+
+const resultOf = (job: ReadyJob, outcome: RunOutcome): AttemptResult => ({
+  id: job.id,
+  state: outcome.state,
+  exitCode: outcome.exitCode,
+  reason: outcome.reason,
+  outputs: outcome.outputs,
+  ...(outcome.result === undefined ? {} : { result: outcome.result })
+})
+
+// The commonest specs, `{ fn, args }` and `{ command: argv }`, pass a structural check that accepts
+// exactly what the schema would; anything else (undefined here) goes through the schema.
+const simpleSpec = (input: unknown): Either.Either<JobSpec, never> | undefined => {
+  if (typeof input !== "object" || input === null || Object.getPrototypeOf(input) !== Object.prototype) return undefined
+  const record = input as Record<string, unknown>
+  let keys = 0
+  for (const key in record) {
+    if (!Object.prototype.hasOwnProperty.call(record, key)) return undefined
+    if (key !== "fn" && key !== "args" && key !== "command") return undefined
+    if (record[key] === undefined) return undefined
+    keys++
+  }
+  const { args, command, fn } = record
+  if (fn !== undefined) {
+    if (typeof fn !== "string" || fn.length === 0 || command !== undefined) return undefined
+    return Either.right(new JobSpec(keys === 2 ? { fn, args } : { fn }, { disableValidation: true }))
+  }
+  if (keys !== 1 || !Array.isArray(command) || command.length === 0) return undefined
+  for (const part of command) if (typeof part !== "string") return undefined
+  return Either.right(new JobSpec({ command: command.slice() as [string, ...Array<string>] }, { disableValidation: true }))
+}
 
 /** The Jobs service over a JobStore and an Executor. */
 export const layer = (

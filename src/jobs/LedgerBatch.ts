@@ -12,6 +12,8 @@ export class Batch {
   readonly progress: Array<ProgressRow> = []
   readonly ready: Array<ReadyJob> = []
   readonly adopt: Array<{ readonly job: ReadyJob; readonly attempt: number }> = []
+  /** New jobs claimed a free slot: inserted as running, launched after the commit. */
+  readonly launch: Array<ReadyJob> = []
   readonly cancel: Array<readonly [JobId, string]> = []
   readonly finished: Array<JobRecord> = []
   readonly replies: Array<() => void> = []

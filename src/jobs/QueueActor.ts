@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Actor from "../actors/Actor.js"
@@ -38,6 +39,8 @@ export const QueueMessage = Schema.Union(
   Schema.TaggedStruct("Cancel", { jobs: Schema.Array(Schema.Tuple(JobId, Schema.String)) }),
   /** A delayed retry is due. */
   Schema.TaggedStruct("Wake", {}),
+  /** New jobs whose slot was claimed and whose start is committed: run their first attempts. */
+  Schema.TaggedStruct("Launch", { jobs: Schema.Array(ReadyJobSchema) }),
   /** Attempts still running elsewhere (a remote) after a restart: run their runners again. */
   Schema.TaggedStruct("Adopt", {
     attempts: Schema.Array(Schema.Struct({ job: ReadyJobSchema, attempt: Schema.Int }))
@@ -48,10 +51,16 @@ export type QueueMessage = typeof QueueMessage.Type
 
 /** What a queue needs from the rest of the runtime. */
 export interface QueueWiring {
-  /** Commit attempts as running; returns each attempt number, 0 for jobs that must not run. */
-  readonly start: (ids: ReadonlyArray<JobId>) => Effect.Effect<ReadonlyArray<number>, unknown>
+  /**
+   * Commit attempts as running; `done` gets each attempt number, 0 for jobs that must not run.
+   * Sent synchronously, so that it shares a ledger batch with the ends reported just before it.
+   * False when the ledger's mailbox is full.
+   */
+  readonly start: (ids: ReadonlyArray<JobId>, done: (exit: Exit.Exit<ReadonlyArray<number>, unknown>) => void) => boolean
   /** Run one attempt to its end (the executor); interruption is a kill. */
   readonly run: (job: ReadyJob, attempt: number) => Effect.Effect<AttemptResult>
+  /** Run an attempt at once when it can end synchronously (a plain function); undefined otherwise. */
+  readonly runNow?: (job: ReadyJob, attempt: number) => AttemptResult | Effect.Effect<AttemptResult> | undefined
   /** Hand finished attempts to the ledger. */
   readonly report: (results: ReadonlyArray<AttemptResult>) => void
 }
@@ -67,6 +76,14 @@ export interface QueueHandle {
   readonly starting: () => number
   /** Stop starting new jobs (shutdown); running ones carry on. */
   readonly pause: () => void
+  /** Hand ready jobs to the queue. */
+  readonly enqueue: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Reserve cores for a new job when nothing waits here and cores are free; true when reserved. */
+  readonly claim: (job: ReadyJob) => boolean
+  /** Run the first attempts of claimed jobs (their start is committed). */
+  readonly launch: (jobs: ReadonlyArray<ReadyJob>) => void
+  /** Free the cores of claimed jobs that will not start. */
+  readonly release: (jobs: ReadonlyArray<ReadyJob>) => void
 }
 
 /**
@@ -88,6 +105,8 @@ export const make = (options: {
     let paused = false
     let usedCores = 0
     let starting = 0
+    // Jobs told to the actor and not yet received: a claim must not overtake them.
+    let inFlight = 0
     const ready = new PriorityQueue<Entry>((a, b) => a.priority > b.priority || (a.priority === b.priority && a.order < b.order))
     const delayed: Array<Entry> = []
     // The live entry of every waiting job; heap entries that are no longer here are skipped (lazy removal).
@@ -114,6 +133,7 @@ export const make = (options: {
     const receive = (message: QueueMessage, ended: Array<AttemptResult>) => {
       switch (message._tag) {
         case "Enqueue":
+          inFlight -= message.jobs.length
           for (const job of message.jobs) {
             if (known.has(job.id)) continue
             const entry: Entry = { job, priority: job.priority, order: order++ }
@@ -123,10 +143,7 @@ export const make = (options: {
           }
           break
         case "Finished":
-          usedCores -= cores.get(message.id) ?? 0
-          cores.delete(message.id)
-          running.delete(message.id)
-          killReasons.delete(message.id)
+          release(message.id)
           if (message.result !== null) ended.push(message.result)
           break
         case "Cancel":
@@ -139,13 +156,20 @@ export const make = (options: {
             if (fiber !== undefined) Effect.runFork(Fiber.interruptFork(fiber))
           }
           break
+        case "Launch":
+          starting -= message.jobs.length
+          for (const job of message.jobs) launch(job, ended)
+          break
         case "Adopt":
           for (const { attempt, job } of message.attempts) {
             if (cores.has(job.id)) continue
             cores.set(job.id, 0)
             Effect.runFork(
               Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
-                Effect.map((fiber) => void running.set(job.id, fiber))
+                Effect.map((fiber) => {
+                  // A runner that has already ended has freed its cores: it is not running any more.
+                  if (cores.has(job.id)) running.set(job.id, fiber)
+                })
               )
             )
           }
@@ -184,40 +208,79 @@ export const make = (options: {
           starts.push(next.job)
         }
         for (const entry of parked) ready.push(entry)
-        const started = starts.length === 0 ? Effect.void : Effect.asVoid(Effect.forkIn(startRound(starts), options.runnerScope))
-        return Effect.zipRight(started, scheduleWake())
+        if (starts.length > 0) startRound(starts)
+        return scheduleWake()
       })
 
-    // One ledger request commits the whole round as running; then each attempt gets its runner.
+    // One ledger request commits the whole round as running; then each attempt begins.
     const startRound = (jobs: ReadonlyArray<ReadyJob>) => {
       starting += jobs.length
-      return wiring.start(jobs.map((job) => job.id)).pipe(
-        Effect.flatMap((attempts) =>
-          Effect.forEach(jobs, (job, i) => {
-            const attempt = attempts[i] ?? 0
-            if (attempt === 0) return Effect.sync(() => finished(job.id, null))
-            return Effect.forkIn(runner(job, attempt), options.runnerScope).pipe(
-              Effect.map((fiber) => {
-                running.set(job.id, fiber)
-                if (killReasons.has(job.id)) Effect.runFork(Fiber.interruptFork(fiber))
-              })
-            )
-          }, { discard: true })
-        ),
-        Effect.catchAllCause((cause) =>
-          Effect.zipRight(
-            Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s)`, cause),
-            Effect.sync(() => jobs.forEach((job) => finished(job.id, null)))
-          )
-        ),
-        Effect.ensuring(Effect.sync(() => {
-          starting -= jobs.length
-        }))
-      )
+      const sent = wiring.start(jobs.map((job) => job.id), (exit) => {
+        starting -= jobs.length
+        if (Exit.isSuccess(exit)) {
+          // The ends of synchronous functions go to the ledger together, and the next round is taken once.
+          const ends: Array<AttemptResult> = []
+          collecting = ends
+          try {
+            jobs.forEach((job, i) => begin(job, exit.value[i] ?? 0))
+          } finally {
+            collecting = undefined
+          }
+          if (ends.length > 0) wiring.report(ends)
+          if (ready.size > 0 && !paused) Effect.runSync(fill())
+          return
+        }
+        Effect.runFork(Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s)`, exit.cause))
+        for (const job of jobs) finished(job.id, null)
+      })
+      if (!sent) {
+        starting -= jobs.length
+        Effect.runFork(Effect.logError(`queue ${options.name} could not start ${jobs.length} job(s): the ledger is full`))
+        for (const job of jobs) finished(job.id, null)
+      }
     }
 
-    const runner = (job: ReadyJob, attempt: number) =>
-      wiring.run(job, attempt).pipe(
+    // A committed start: a synchronous function ends here; anything else gets its runner.
+    const begin = (job: ReadyJob, attempt: number) => {
+      if (attempt === 0) return finished(job.id, null)
+      const reason = killReasons.get(job.id)
+      if (reason !== undefined) {
+        return finished(job.id, { id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
+      }
+      const now = wiring.runNow?.(job, attempt)
+      if (now !== undefined && !Effect.isEffect(now)) return finished(job.id, now)
+      const fiber = Effect.runSync(Effect.forkIn(runner(job, attempt, now), options.runnerScope))
+      if (cores.has(job.id)) running.set(job.id, fiber)
+    }
+
+    // A claimed job's first attempt: a synchronous function runs here and now, anything else gets a runner.
+    const launch = (job: ReadyJob, ended: Array<AttemptResult>) => {
+      if (!cores.has(job.id)) return
+      const reason = killReasons.get(job.id)
+      if (reason !== undefined) {
+        release(job.id)
+        ended.push({ id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
+        return
+      }
+      const now = wiring.runNow?.(job, 1)
+      if (now !== undefined && !Effect.isEffect(now)) {
+        release(job.id)
+        ended.push(now)
+        return
+      }
+      const fiber = Effect.runSync(Effect.forkIn(runner(job, 1, now), options.runnerScope))
+      if (cores.has(job.id)) running.set(job.id, fiber)
+    }
+
+    const release = (id: JobId) => {
+      usedCores -= cores.get(id) ?? 0
+      cores.delete(id)
+      running.delete(id)
+      killReasons.delete(id)
+    }
+
+    const runner = (job: ReadyJob, attempt: number, body: Effect.Effect<AttemptResult> = wiring.run(job, attempt)) =>
+      body.pipe(
         Effect.onExit((exit) =>
           Effect.sync(() => {
             if (Exit.isSuccess(exit)) return finished(job.id, exit.value)
@@ -235,11 +298,20 @@ export const make = (options: {
         Effect.catchAllCause(() => Effect.void)
       )
 
+    // An attempt ended (or never began: result null). Its cores are free at once and its end goes
+    // straight to the ledger; jobs waiting for the cores start in the same breath, so that their
+    // start shares the ledger's next commit with this end.
     const finished = (id: JobId, result: AttemptResult | null) => {
-      if (!actor.unsafeTell({ _tag: "Finished", id, result })) {
-        Effect.runFork(Effect.logError(`queue ${options.name} mailbox is full; the end of ${id} waits for recovery`))
+      release(id)
+      if (collecting !== undefined) {
+        if (result !== null) collecting.push(result)
+        return
       }
+      if (result !== null) wiring.report([result])
+      if (ready.size > 0 && !paused) Effect.runSync(fill())
     }
+    // While a started round begins, ends are collected here instead of reported one by one.
+    let collecting: Array<AttemptResult> | undefined
 
     const promoteDue = () => {
       if (delayed.length === 0) return
@@ -280,6 +352,30 @@ export const make = (options: {
       starting: () => starting,
       pause: () => {
         paused = true
+      },
+      enqueue: (jobs) => {
+        inFlight += jobs.length
+        if (!actor.unsafeTell({ _tag: "Enqueue", jobs })) inFlight -= jobs.length
+      },
+      claim: (job) => {
+        if (paused || inFlight > 0 || ready.size > 0 || known.has(job.id) || cores.has(job.id)) return false
+        const want = Math.min(job.spec.cores ?? 1, options.concurrency)
+        if (usedCores + want > options.concurrency) return false
+        usedCores += want
+        cores.set(job.id, want)
+        starting += 1
+        return true
+      },
+      launch: (jobs) => {
+        if (!actor.unsafeTell({ _tag: "Launch", jobs })) {
+          // Never dropped: the jobs are committed as running.
+          Effect.runFork(actor.tell({ _tag: "Launch", jobs }).pipe(Effect.retry(Schedule.spaced("10 millis")), Effect.orDie))
+        }
+      },
+      release: (jobs) => {
+        starting -= jobs.length
+        for (const job of jobs) release(job.id)
+        actor.unsafeTell({ _tag: "Wake" })
       }
     }
   })

@@ -6,7 +6,7 @@ import type { CleanFilter, JobAttempt, JobFilter, JobRecord, TransportState } fr
 import type { JobSpec } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
 
-/** A job to insert, already classified as held, queued or failed. */
+/** A job to insert, already classified as held, queued, running (its first attempt starts at once) or failed. */
 export interface NewJobRow {
   readonly id: JobId
   readonly name: string | null
@@ -17,6 +17,8 @@ export interface NewJobRow {
   readonly key: string | null
   readonly reason: string | null
   readonly submittedAt: number
+  /** 1 for a job inserted as running; 0 otherwise. */
+  readonly attempts?: number
 }
 
 /** One state change to persist: it updates the job row and appends to the transition log. */
@@ -37,6 +39,8 @@ export interface TransitionRow {
   readonly location?: string | null
   /** A new spec for the job (a resend to another remote). */
   readonly spec?: JobSpec
+  /** Already written by the job's insert (a job inserted as running); only published as an event. */
+  readonly byInsert?: boolean
 }
 
 /** How far the transport has got with a job's attempt on a remote. */

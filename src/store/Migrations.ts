@@ -3,7 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
 /** The newest schema version this build knows; a database with a higher one is refused. */
-export const schemaVersion = 2
+export const schemaVersion = 3
 
 /** The table in which the migrator records applied migrations. */
 export const migrationsTable = "troupe_migrations"
@@ -91,8 +91,21 @@ const remotes = Effect.gen(function*() {
   END`
 })
 
+// A job that can start at once is inserted as running (one write instead of queued, then running):
+// the insert then logs both transitions, queued at submit time and running as attempt 1.
+const startOnInsert = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`DROP TRIGGER jobs_inserted`
+  yield* sql`CREATE TRIGGER jobs_inserted AFTER INSERT ON jobs BEGIN
+    INSERT OR REPLACE INTO job_transitions (job_id, attempt, to_state, from_state, at, reason)
+    SELECT NEW.id, 0, 'queued', NULL, NEW.submitted_at, NULL WHERE NEW.state = 'running';
+    INSERT OR REPLACE INTO job_transitions (job_id, attempt, to_state, from_state, at, reason)
+    VALUES (NEW.id, NEW.attempts, NEW.state, CASE WHEN NEW.state = 'running' THEN 'queued' END, NEW.changed_at, NEW.reason);
+  END`
+})
+
 /** Applies every migration this build knows, in order. */
 export const run = Migrator.make({})({
-  loader: Migrator.fromRecord({ "1_initial": initial, "2_remotes": remotes }),
+  loader: Migrator.fromRecord({ "1_initial": initial, "2_remotes": remotes, "3_start_on_insert": startOnInsert }),
   table: migrationsTable
 })

@@ -33,13 +33,15 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
           row.key,
           row.reason,
           row.submittedAt,
+          row.state === "running" ? row.submittedAt : null,
           terminalStates.includes(row.state) ? row.submittedAt : null,
-          row.submittedAt
+          row.submittedAt,
+          row.attempts ?? 0
         )
       }
       return run(
-        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, finished_at, changed_at) VALUES ${
-          tuples(chunk.length, 11)
+        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, started_at, finished_at, changed_at, attempts) VALUES ${
+          tuples(chunk.length, 13)
         }`,
         params
       )
@@ -325,13 +327,13 @@ const forEachChunk = <T, E, R>(
   f: (chunk: ReadonlyArray<T>) => Effect.Effect<unknown, E, R>
 ): Effect.Effect<void, E, R> => Effect.suspend(() => Effect.forEach(chunksOf(rows), f, { discard: true }))
 
-// Creation transitions are written by the insert; the others are applied in rounds, so that a job
+// Creation transitions (and the start of a job inserted as running) are written by the insert; the others are applied in rounds, so that a job
 // changing twice in one batch (a failed attempt, then its retry) passes through both states.
 const rounds = (transitions: ReadonlyArray<TransitionRow>): Array<Array<TransitionRow>> => {
   const result: Array<Array<TransitionRow>> = []
   const seen = new Map<JobId, number>()
   for (const t of transitions) {
-    if (t.from === null) continue
+    if (t.from === null || t.byInsert === true) continue
     const k = seen.get(t.id) ?? 0
     seen.set(t.id, k + 1)
     ;(result[k] ??= []).push(t)

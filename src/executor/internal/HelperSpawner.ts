@@ -5,7 +5,15 @@ import type { SpawnEvents, Spawner, SpawnRequest } from "./Spawner.js"
 
 /** A message from the runtime to the spawn helper. */
 export type HelperRequest =
-  | { readonly t: "spawn"; readonly id: number; readonly request: SpawnRequest }
+  | {
+    readonly t: "spawn"
+    readonly id: number
+    /** Without `env` when `sameEnv`: the environment is the one last sent. */
+    readonly request: SpawnRequest
+    /** The environment, when it differs from the last one sent. */
+    readonly env?: Readonly<Record<string, string>>
+    readonly sameEnv?: boolean
+  }
   | { readonly t: "release"; readonly id: number }
 
 /** A message from the spawn helper to the runtime. */
@@ -14,6 +22,8 @@ export type HelperReply =
   | { readonly t: "spawned"; readonly id: number; readonly pid: number }
   | { readonly t: "exit"; readonly id: number; readonly code: number | null; readonly signal: string | null }
   | { readonly t: "done"; readonly id: number }
+  /** Exit and closed streams together: the common end of a job, in one message. */
+  | { readonly t: "end"; readonly id: number; readonly code: number | null; readonly signal: string | null }
 
 /**
  * Spawns through a helper process (started on first use, restarted after a crash). The channel
@@ -63,6 +73,12 @@ export const make = (): Spawner & { readonly helperPid: () => number | undefined
         entry.drained = true
         entry.events.onStreamsDone()
         break
+      case "end":
+        entry.ended = true
+        entry.drained = true
+        entry.events.onExit(reply.code, reply.signal)
+        entry.events.onStreamsDone()
+        break
     }
     if (entry.ended && entry.drained) {
       active.delete(reply.id)
@@ -97,17 +113,32 @@ export const make = (): Spawner & { readonly helperPid: () => number | undefined
     helper.channel?.unref()
   }
 
+  // The environment last sent to the current helper, and its text, to send it only when it changes.
+  let sentEnv: { readonly helper: ChildProcess; readonly text: string } | undefined
+
   const send = (request: HelperRequest) => {
     helper ??= start()
     busy(helper)
     helper.send(request)
   }
 
+  const spawnMessage = (id: number, request: SpawnRequest): HelperRequest => {
+    helper ??= start()
+    if (request.env === undefined) return { t: "spawn", id, request }
+    const { env, ...rest } = request
+    const text = JSON.stringify(env)
+    if (sentEnv !== undefined && sentEnv.helper === helper && sentEnv.text === text) {
+      return { t: "spawn", id, request: rest, sameEnv: true }
+    }
+    sentEnv = { helper, text }
+    return { t: "spawn", id, request: rest, env }
+  }
+
   return {
     spawn: (request, events) => {
       const id = nextId++
       active.set(id, { events, pid: undefined, ended: false, drained: false })
-      send({ t: "spawn", id, request })
+      send(spawnMessage(id, request))
       return {
         releaseStreams: () => {
           if (active.has(id) && helper !== undefined) helper.send({ t: "release", id })

@@ -4,10 +4,11 @@ const noOutputs: ReadonlyArray<string> = []
 
 /** A completed outcome; validation is skipped because every field is built here. */
 export const completed = (exitCode: number | null, outputs = noOutputs, result?: unknown): RunOutcome => {
-  if (result === undefined && outputs === noOutputs) {
+  if (outputs === noOutputs) {
     // The common bare outcomes are shared: outcomes are immutable values.
-    if (exitCode === 0) return completedZero
-    if (exitCode === null) return completedNull
+    if (result === undefined && exitCode === 0) return completedZero
+    if (result === undefined && exitCode === null) return completedNull
+    if (result === null && exitCode === null) return completedNullResult
   }
   return new RunOutcome(
     result === undefined
@@ -19,6 +20,10 @@ export const completed = (exitCode: number | null, outputs = noOutputs, result?:
 
 const completedZero = new RunOutcome({ state: "completed", exitCode: 0, reason: null, outputs: noOutputs }, true)
 const completedNull = new RunOutcome({ state: "completed", exitCode: null, reason: null, outputs: noOutputs }, true)
+const completedNullResult = new RunOutcome(
+  { state: "completed", exitCode: null, reason: null, outputs: noOutputs, result: null },
+  true
+)
 
 /** A failed outcome with a human-readable reason. */
 export const failed = (reason: string, exitCode: number | null = null, outputs = noOutputs): RunOutcome =>
