@@ -31,6 +31,11 @@ export interface FolderMailboxOptions {
    * before it is quarantined; default 60,000 ms.
    */
   readonly filesWaitMs?: number
+  /**
+   * Called once a sent message is durable in the outbox, with the envelope as written and its
+   * attached files' names, so a carrier can ship it at once from memory.
+   */
+  readonly onSent?: (id: string, envelope: string, files: ReadonlyArray<string>) => Effect.Effect<void>
 }
 
 /** The version written into every message file; files of other versions are quarantined. */
@@ -77,6 +82,7 @@ export const make = <A, I>(
         })
         const text = JSON.stringify({ troupe: formatVersion, id, sentAt: Date.now(), seq: seq++, files: pairs.map(([, r]) => r), body })
         yield* io(`write message ${id}`, () => writeAtomic(path.join(outbox, tmpDir), path.join(outbox, `${id}${messageSuffix}`), text))
+        if (options.onSent !== undefined) yield* options.onSent(id, text, pairs.map(([, r]) => r))
         ChangeSignal.touch(outbox)
       })
 

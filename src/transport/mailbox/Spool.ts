@@ -25,24 +25,46 @@ export const listOutbox = (outbox: string): Effect.Effect<ReadonlyArray<ShippedM
       const parsed = parseHead(envelope)
       const id = name.slice(0, -messageSuffix.length)
       if (parsed === undefined || parsed.id !== id || !Schema.is(MessageId)(id)) continue
-      const files: Array<AttachedFile> = []
-      let inlineBudget = inlineMessageBytes
-      for (const file of parsed.files) {
-        const local = path.join(outbox, `${id}${filesSuffix}`, file)
-        const stat = await fs.promises.stat(local).catch(() => undefined)
-        const size = stat?.size ?? 0
-        // Small files ride along in the message: no extra round trip per file.
-        const data = stat !== undefined && size <= inlineFileBytes && size <= inlineBudget
-          ? await fs.promises.readFile(local).catch(() => undefined)
-          : undefined
-        if (data !== undefined) inlineBudget -= data.length
-        files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }))
-      }
-      found.push({ order: [parsed.sentAt, parsed.seq], message: new ShippedMessage({ id, envelope, files }) })
+      found.push({ order: [parsed.sentAt, parsed.seq], message: await describe(outbox, id, envelope, parsed.files) })
     }
     found.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1])
     return found.map((entry) => entry.message)
   })
+
+/**
+ * A message just written into an outbox, as it will be shipped: its envelope as written, and its
+ * attached files (small ones read into the message). Lets a sender ship from memory what it has
+ * just made durable, without reading the folder back.
+ */
+export const describeMessage = (
+  outbox: string,
+  id: string,
+  envelope: string,
+  files: ReadonlyArray<string>
+): Effect.Effect<ShippedMessage, MailboxError> =>
+  io(`describe message ${id}`, () => describe(outbox, id, envelope, files))
+
+const describe = async (
+  outbox: string,
+  id: string,
+  envelope: string,
+  names: ReadonlyArray<string>
+): Promise<ShippedMessage> => {
+  const files: Array<AttachedFile> = []
+  let inlineBudget = inlineMessageBytes
+  for (const file of names) {
+    const local = path.join(outbox, `${id}${filesSuffix}`, file)
+    const stat = await fs.promises.stat(local).catch(() => undefined)
+    const size = stat?.size ?? 0
+    // Small files ride along in the message: no extra round trip per file.
+    const data = stat !== undefined && size <= inlineFileBytes && size <= inlineBudget
+      ? await fs.promises.readFile(local).catch(() => undefined)
+      : undefined
+    if (data !== undefined) inlineBudget -= data.length
+    files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }))
+  }
+  return new ShippedMessage({ id, envelope, files })
+}
 
 /** The first messages that fit one call: at most `count`, and their inline bytes at most `bytes` (one always goes). */
 export const firstBatch = (
