@@ -181,14 +181,14 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
     const submits = yield* Batcher.make((items: ReadonlyArray<Outgoing>): Effect.Effect<void, MailboxError> => {
       if (items.length === 1) {
         const { job, pairs } = items[0]!
-        return mailbox.send(new SubmitSignal({ job }), `${job.id}-${job.attempt}-submit`, Object.fromEntries(pairs))
+        return mailbox.send(new SubmitSignal({ job }, true), `${job.id}-${job.attempt}-submit`, Object.fromEntries(pairs))
       }
       const files: Record<string, string> = {}
       for (const { job, pairs } of items) {
         for (const [local, remote] of pairs) files[local] = `${batchFilePrefix(job.id, job.attempt)}${remote}`
       }
       return mailbox.send(
-        new BatchSignal({ submits: items.map(({ job }) => new SubmitSignal({ job })), states: [] }),
+        new BatchSignal({ submits: items.map(({ job }) => new SubmitSignal({ job }, true)), states: [] }, true),
         Crypto.randomUUID(),
         files
       )
@@ -263,7 +263,7 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
           ...(spec.outputs === undefined ? {} : { outputs: spec.outputs }),
           ...(spec.name === undefined ? {} : { name: spec.name }),
           ...(inputs.length === 0 ? {} : { inputs })
-        })
+        }, true)
         // After a restart this repeats the submit of an attempt the remote has: it runs nothing twice.
         yield* submits.offer({ job, pairs }).pipe(Effect.orDie)
         waiter.sentAt = Date.now()
@@ -317,13 +317,13 @@ const settle = async (
   signal: StateSignal,
   files: ReadonlyMap<string, string>
 ): Promise<RunOutcome> => {
-  await fs.promises.mkdir(request.jobDir, { recursive: true })
+  fs.mkdirSync(request.jobDir, { recursive: true })
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
     const target = path.join(request.jobDir, channel)
     // The remote ships only logs that have something in them; what was followed while it ran is
     // kept (a reader may have it open) and only the rest is appended.
-    if (delivered === undefined) await fs.promises.writeFile(target, "", { flag: "a" })
+    if (delivered === undefined) fs.closeSync(fs.openSync(target, "a"))
     else await completeLog(delivered, target)
   }
   const outputs: Array<string> = []

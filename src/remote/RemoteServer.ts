@@ -49,7 +49,7 @@ export const run = (
     const executor = yield* Executor
     const jobsDir = path.resolve(options.workdir, "jobs")
     fs.mkdirSync(jobsDir, { recursive: true })
-    const semaphore = yield* Effect.makeSemaphore(options.cores)
+    const gate = new CoreGate(options.cores)
     const entries = new Map<string, Entry>()
     const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
     // Cores in use, and attempts waiting for cores: a job that must wait is acknowledged first.
@@ -71,7 +71,7 @@ export const run = (
       for (const { files: own, signal } of items) {
         for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
       }
-      return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }), files)
+      return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
     }, maxBatch)
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
@@ -92,7 +92,7 @@ export const run = (
             at: details.at ?? Date.now(),
             outputs: details.outputs ?? [],
             logs: details.files !== undefined
-          })
+          }, true)
         const item = details.files === undefined ? { signal } : { signal, files: details.files }
         // An acknowledgement need not wait for its batch: what follows it is queued behind it.
         if (to === "acknowledged") return Effect.asVoid(outgoing.push(item))
@@ -125,7 +125,7 @@ export const run = (
                 outputs: [],
                 logs: false,
                 output: { channel, offset: sent[channel], data: piece }
-              })
+              }, true)
             })
             sent[channel] += piece.length
           }
@@ -140,7 +140,7 @@ export const run = (
         let admitted = false
         // The cores are held while the command runs; its end is recorded and shipped after they
         // are free, so the next job starts at once.
-        const outcome = yield* semaphore.withPermits(cores)(Effect.gen(function*() {
+        const outcome = yield* gate.withCores(cores)(Effect.gen(function*() {
           waiting--
           admitted = true
           busy += cores
@@ -185,16 +185,16 @@ export const run = (
         // Empty logs are not shipped: the local side makes empty files for what does not come.
         for (const [channel, name] of Object.entries(logFiles)) {
           const local = path.join(entry.logDir, channel)
-          const size = yield* Effect.promise(() => fs.promises.stat(local).then((s) => s.size, () => 0))
-          if (size > 0) files[local] = name
+          // Small metadata calls on the hot path are synchronous: cheaper than a promise each.
+          if ((fs.statSync(local, { throwIfNoEntry: false })?.size ?? 0) > 0) files[local] = name
         }
         const details: FinalDetails = { exitCode: outcome.exitCode, reason: outcome.reason, at, outputs, files }
-        yield* Effect.promise(() =>
-          fs.promises.writeFile(
+        yield* Effect.try(() =>
+          fs.writeFileSync(
             path.join(entry.logDir, "state.json"),
             JSON.stringify({ state: to, exitCode: outcome.exitCode, reason: outcome.reason, at })
-          ).catch(() => undefined)
-        )
+          )
+        ).pipe(Effect.ignore)
         yield* state(entry, to, details)
       })
 
@@ -299,6 +299,50 @@ export const run = (
 // ---------------------------------------------------------------------------------------------
 // private
 
+/**
+ * Cores for attempts, handed out in arrival order. Effect's semaphore wakes every waiter each
+ * time a permit comes back, which costs the square of the queue's length when a thousand jobs
+ * wait; this wakes only the attempts that can start.
+ */
+class CoreGate {
+  private readonly waiting: Array<{ readonly cores: number; readonly start: () => void }> = []
+  constructor(private free: number) {}
+
+  withCores(cores: number) {
+    return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(this.acquire(cores)), () =>
+          Effect.ensuring(restore(self), Effect.sync(() => this.release(cores))))
+      )
+  }
+
+  private acquire(cores: number): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.waiting.length === 0 && this.free >= cores) {
+        this.free -= cores
+        return resume(Effect.void)
+      }
+      const waiter = { cores, start: () => resume(Effect.void) }
+      this.waiting.push(waiter)
+      return Effect.sync(() => {
+        const at = this.waiting.indexOf(waiter)
+        if (at >= 0) this.waiting.splice(at, 1)
+        // Started but interrupted before it ran: give the cores back.
+        else this.release(cores)
+      })
+    })
+  }
+
+  private release(cores: number): void {
+    this.free += cores
+    while (this.waiting.length > 0 && this.free >= this.waiting[0]!.cores) {
+      const next = this.waiting.shift()!
+      this.free -= next.cores
+      next.start()
+    }
+  }
+}
+
 // The most states one batch carries.
 const maxBatch = 256
 
@@ -358,7 +402,7 @@ const specOf = (job: RemoteJob, dir: string): JobSpec =>
 
 // Moves the delivered files into the attempt's folder and checks them against the job's checksums.
 const placeInputs = async (entry: Entry, files: ReadonlyMap<string, string>): Promise<string | undefined> => {
-  await fs.promises.mkdir(entry.logDir, { recursive: true })
+  fs.mkdirSync(entry.logDir, { recursive: true })
   const expected = new Map((entry.job.inputs ?? []).map((file) => [file.path, file] as const))
   for (const [relative, delivered] of files) {
     if (!isConfined(relative)) return `input file ${relative} leaves the job's folder`

@@ -181,6 +181,10 @@ class PendingOutbox {
     this.add(messages[messages.length - 1]!)
   }
 
+  get(id: string): ShippedMessage | undefined {
+    return this.messages.get(id)
+  }
+
   remove(id: string): void {
     this.messages.delete(id)
   }
@@ -239,7 +243,11 @@ const handlers = (inbox: string, outbox: string, pending: PendingOutbox) =>
         Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
           new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
     Ack: ({ ids }) =>
-      Effect.forEach(ids, (id) => Effect.zipRight(Spool.removeFromOutbox(outbox, id), Effect.sync(() => pending.remove(id))), {
+      Effect.forEach(ids, (id) =>
+        Effect.zipRight(
+          Spool.removeFromOutbox(outbox, id, (pending.get(id)?.files.length ?? 1) > 0),
+          Effect.sync(() => pending.remove(id))
+        ), {
         discard: true
       })
   }))
@@ -255,7 +263,10 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, pending: PendingOutbox,
       yield* rpc.Deliver({ messages: batch })
       active()
       yield* Effect.forEach(batch, (message) =>
-        Effect.zipRight(Spool.removeFromOutbox(outbox, message.id), Effect.sync(() => pending.remove(message.id))), {
+        Effect.zipRight(
+          Spool.removeFromOutbox(outbox, message.id, message.files.length > 0),
+          Effect.sync(() => pending.remove(message.id))
+        ), {
         discard: true
       })
     }

@@ -61,9 +61,9 @@ const describe = async (
       ? await fs.promises.readFile(local).catch(() => undefined)
       : undefined
     if (data !== undefined) inlineBudget -= data.length
-    files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }))
+    files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }, true))
   }
-  return new ShippedMessage({ id, envelope, files })
+  return new ShippedMessage({ id, envelope, files }, true)
 }
 
 /** The first messages that fit one call: at most `count`, and their inline bytes at most `bytes` (one always goes). */
@@ -90,11 +90,11 @@ const inlineSize = (message: ShippedMessage): number =>
 const inlineMessageBytes = 1024 * 1024
 const batchInlineBytes = 4 * 1024 * 1024
 
-/** Removes a shipped message and its files from an outbox. */
-export const removeFromOutbox = (outbox: string, id: string): Effect.Effect<void, MailboxError> =>
+/** Removes a shipped message and its files (unless it is known to have none) from an outbox. */
+export const removeFromOutbox = (outbox: string, id: string, hasFiles = true): Effect.Effect<void, MailboxError> =>
   io(`remove message ${id} from the outbox`, async () => {
     await fs.promises.rm(path.join(outbox, `${id}${messageSuffix}`), { force: true })
-    await fs.promises.rm(path.join(outbox, `${id}${filesSuffix}`), { recursive: true, force: true })
+    if (hasFiles) await fs.promises.rm(path.join(outbox, `${id}${filesSuffix}`), { recursive: true, force: true })
   })
 
 /** The local path of an attached file of a message in a mailbox folder, confined to that message's files folder. */
