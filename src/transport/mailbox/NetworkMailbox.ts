@@ -147,6 +147,7 @@ const spooled = <A, I>(schema: Schema.Schema<A, I>, inbox: string, outbox: strin
     const pending = new PendingOutbox()
     const mailbox = yield* FolderMailbox.make(schema, {
       ...folderOptions(inbox, outbox, options),
+      deliveredLog: path.resolve(options.spool, "delivered.ids"),
       onSent: (id, envelope, files) =>
         Spool.describeMessage(outbox, id, envelope, files).pipe(
           Effect.match({
