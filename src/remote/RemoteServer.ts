@@ -436,7 +436,8 @@ const describeOutputs = async (dir: string, outputs: ReadonlyArray<string>): Pro
 /** The sha256 of a file, read as a stream. */
 export const sha256File = async (file: string): Promise<string> => {
   const hash = Crypto.createHash("sha256")
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer)
+  // Large reads: with the default 64 KiB a 1 GiB output took twice as long to hash.
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer)
   return hash.digest("hex")
 }
 
