@@ -14,12 +14,14 @@ export interface Batcher<A, E> {
 
 /**
  * A batcher: one fiber flushes what was offered, in offer order, at most `max` items at a time.
- * It adds no delay: a lone item is flushed at once, and what arrives during a flush forms the next
- * batch, so batches grow exactly when the writer is the bottleneck.
+ * A lone item is flushed at once, and what arrives during a flush forms the next batch, so
+ * batches grow when the writer is the bottleneck. With `lingerMs`, an item that comes soon after
+ * the last flush (the writer is busy with a stream of them) waits that long for company.
  */
 export const make = <A, E>(
   flush: (items: ReadonlyArray<A>) => Effect.Effect<void, E>,
-  max: number
+  max: number,
+  lingerMs = 0
 ): Effect.Effect<Batcher<A, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* Effect.acquireRelease(
@@ -27,11 +29,14 @@ export const make = <A, E>(
       Queue.shutdown
     )
     yield* Effect.gen(function*() {
+      let lastFlush = 0
       while (true) {
         const first = yield* Queue.take(queue)
+        if (lingerMs > 0 && Date.now() - lastFlush < 4 * lingerMs) yield* Effect.sleep(lingerMs)
         const rest = yield* Queue.takeUpTo(queue, max - 1)
         const batch = [first, ...rest]
         const exit = yield* Effect.exit(flush(batch.map(([item]) => item)))
+        lastFlush = Date.now()
         for (const [, done] of batch) yield* Deferred.done(done, Exit.isSuccess(exit) ? Exit.void : exit)
       }
     }).pipe(Effect.forkScoped)

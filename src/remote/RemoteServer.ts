@@ -72,7 +72,7 @@ export const run = (
         for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
       }
       return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
-    }, maxBatch)
+    }, maxBatch, lingerMs)
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
       Effect.suspend(() => {
@@ -343,8 +343,9 @@ class CoreGate {
   }
 }
 
-// The most states one batch carries.
+// The most states one batch carries, and how long a state that follows another closely waits for more.
 const maxBatch = 256
+const lingerMs = 5
 
 interface Outgoing {
   readonly signal: StateSignal
