@@ -141,40 +141,46 @@ const folderOptions = (inbox: string, outbox: string, options: MailboxOptions): 
 
 // A folder mailbox over the local spool whose sent messages are also kept in memory, in send
 // order, until the peer has them: the carrier ships them from there instead of reading the
-// outbox back. What a previous process left in the outbox is loaded once, first.
+// outbox back. What a previous process left in the outbox is loaded once, first. Only envelopes
+// and file names are kept; small files are read when their message is shipped, so a long
+// backlog (a local server that is down) costs little memory.
 const spooled = <A, I>(schema: Schema.Schema<A, I>, inbox: string, outbox: string, options: MailboxOptions) =>
   Effect.gen(function*() {
-    const pending = new PendingOutbox()
+    const pending = new PendingOutbox(outbox)
     const mailbox = yield* FolderMailbox.make(schema, {
       ...folderOptions(inbox, outbox, options),
       deliveredLog: path.resolve(options.spool, "delivered.ids"),
-      onSent: (id, envelope, files) =>
-        Spool.describeMessage(outbox, id, envelope, files).pipe(
-          Effect.match({
-            // The message is durable; a carrier that cannot describe it finds it at the next start.
-            onFailure: () => undefined,
-            onSuccess: (message) => pending.add(message)
-          })
-        )
+      onSent: (id, envelope, files) => Effect.sync(() => pending.add({ id, envelope, files }))
     })
     const left = yield* Spool.listOutbox(outbox)
-    pending.addOlder(left)
+    pending.addOlder(left.map((message) => ({
+      id: message.id,
+      envelope: message.envelope,
+      files: message.files.map((file) => file.path)
+    })))
     return { mailbox, pending }
   })
 
+interface Waiting {
+  readonly id: string
+  readonly envelope: string
+  readonly files: ReadonlyArray<string>
+}
+
 /** The messages of an outbox not yet taken by the peer, oldest first. */
 class PendingOutbox {
-  private messages = new Map<string, ShippedMessage>()
+  private messages = new Map<string, Waiting>()
   private waiters = new Set<() => void>()
+  constructor(private readonly outbox: string) {}
 
-  add(message: ShippedMessage): void {
+  add(message: Waiting): void {
     this.messages.set(message.id, message)
     for (const wake of this.waiters) wake()
     this.waiters.clear()
   }
 
   // Messages found in the spool at start come before anything sent since.
-  addOlder(messages: ReadonlyArray<ShippedMessage>): void {
+  addOlder(messages: ReadonlyArray<Waiting>): void {
     if (messages.length === 0) return
     const merged = new Map(messages.map((message) => [message.id, message] as const))
     for (const [id, message] of this.messages) if (!merged.has(id)) merged.set(id, message)
@@ -182,7 +188,7 @@ class PendingOutbox {
     this.add(messages[messages.length - 1]!)
   }
 
-  get(id: string): ShippedMessage | undefined {
+  get(id: string): Waiting | undefined {
     return this.messages.get(id)
   }
 
@@ -190,13 +196,19 @@ class PendingOutbox {
     this.messages.delete(id)
   }
 
-  first(max: number): ReadonlyArray<ShippedMessage> {
-    const out: Array<ShippedMessage> = []
-    for (const message of this.messages.values()) {
-      if (out.length >= max) break
-      out.push(message)
-    }
-    return Spool.firstBatch(out, max)
+  // The oldest messages that fit one call, with their small files read in.
+  first(max: number): Effect.Effect<ReadonlyArray<ShippedMessage>, MailboxError> {
+    return Effect.suspend(() => {
+      const out: Array<Waiting> = []
+      for (const message of this.messages.values()) {
+        if (out.length >= max) break
+        out.push(message)
+      }
+      return Effect.map(
+        Effect.forEach(out, (m) => Spool.describeMessage(this.outbox, m.id, m.envelope, m.files)),
+        (described) => Spool.firstBatch(described, max)
+      )
+    })
   }
 
   // Returns at once when something waits, else when something is added or after `ms`.
@@ -238,7 +250,7 @@ const handlers = (inbox: string, outbox: string, pending: PendingOutbox) =>
   MailboxRpc.toLayer(Effect.succeed({
     Upload: ({ data, id, offset, path: file }) => Spool.writeChunk(inbox, id, file, offset, data),
     Deliver: ({ messages }) => Effect.forEach(messages, (message) => Spool.deliverToInbox(inbox, message), { discard: true }),
-    Pull: ({ max, waitMs }) => Effect.as(pending.waitForAny(waitMs), pending.first(max)),
+    Pull: ({ max, waitMs }) => Effect.zipRight(pending.waitForAny(waitMs), pending.first(max)),
     Download: ({ id, path: file }) =>
       Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
         Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
@@ -258,7 +270,7 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, pending: PendingOutbox,
   Effect.gen(function*() {
     while (true) {
       yield* pending.waitForAny(pullWaitMs)
-      const batch = pending.first(batchSize)
+      const batch = yield* pending.first(batchSize)
       if (batch.length === 0) continue
       for (const message of batch) yield* uploadFiles(rpc, outbox, message, active)
       yield* rpc.Deliver({ messages: batch })
