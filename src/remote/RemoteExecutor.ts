@@ -15,8 +15,13 @@ import * as Endpoint from "../transport/Endpoint.js"
 import type { Delivery, Mailbox } from "../transport/Mailbox.js"
 import * as NetworkMailbox from "../transport/mailbox/NetworkMailbox.js"
 import type * as Transport from "../transport/Transport.js"
+import * as Batcher from "../internal/Batcher.js"
+import type { MailboxError } from "../transport/Mailbox.js"
 import type { StateSignal } from "./RemoteProtocol.js"
 import {
+  BatchSignal,
+  batchFilePrefix,
+  batchFilesOf,
   IsAliveSignal,
   logFiles,
   RemoteJob,
@@ -78,6 +83,14 @@ interface Waiter {
   readonly events: Queue.Queue<Event>
   /** When the submit went into the outbox. */
   sentAt: number
+}
+
+// The most submits one batch carries.
+const maxBatch = 256
+
+interface Outgoing {
+  readonly job: RemoteJob
+  readonly pairs: ReadonlyArray<readonly [string, string]>
 }
 
 // How many early states are kept for runners that have not started waiting yet.
@@ -146,15 +159,40 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         lastHeard = Date.now()
         const message = delivery.message
         if (message._tag === "alive") return settleForgotten(message.nonce, message.running)
-        if (message._tag !== "state") return Effect.void
-        const key = `${message.id}-${message.attempt}`
-        const event: Event = { _tag: "State", signal: message, files: delivery.files }
+        if (message._tag === "state") return routeState(message, delivery.files)
+        if (message._tag !== "batch") return Effect.void
+        return Effect.forEach(message.states, (signal) =>
+          routeState(signal, batchFilesOf(delivery.files, signal.id, signal.attempt)), { discard: true })
+      })
+
+    const routeState = (signal: StateSignal, files: ReadonlyMap<string, string>) =>
+      Effect.suspend(() => {
+        const key = `${signal.id}-${signal.attempt}`
+        const event: Event = { _tag: "State", signal, files }
         const waiter = waiters.get(key)
         if (waiter !== undefined) return Queue.offer(waiter.events, event)
         if (unclaimed.size >= maxUnclaimed) unclaimed.delete(unclaimed.keys().next().value!)
         unclaimed.set(key, [...(unclaimed.get(key) ?? []), event])
         return Effect.void
       })
+
+    // Submits leave through one writer: a burst of jobs goes as one batch; a lone job as a plain
+    // submit under its own uuid.
+    const submits = yield* Batcher.make((items: ReadonlyArray<Outgoing>): Effect.Effect<void, MailboxError> => {
+      if (items.length === 1) {
+        const { job, pairs } = items[0]!
+        return mailbox.send(new SubmitSignal({ job }, true), `${job.id}-${job.attempt}-submit`, Object.fromEntries(pairs))
+      }
+      const files: Record<string, string> = {}
+      for (const { job, pairs } of items) {
+        for (const [local, remote] of pairs) files[local] = `${batchFilePrefix(job.id, job.attempt)}${remote}`
+      }
+      return mailbox.send(
+        new BatchSignal({ submits: items.map(({ job }) => new SubmitSignal({ job }, true)), states: [] }, true),
+        Crypto.randomUUID(),
+        files
+      )
+    }, maxBatch)
 
     // The remote handles its inbox in order, so its answer to an isalive sent after our submit has
     // seen that submit. An attempt it no longer runs, whose end we never got, has lost its answer.
@@ -225,9 +263,9 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
           ...(spec.outputs === undefined ? {} : { outputs: spec.outputs }),
           ...(spec.name === undefined ? {} : { name: spec.name }),
           ...(inputs.length === 0 ? {} : { inputs })
-        })
+        }, true)
         // After a restart this repeats the submit of an attempt the remote has: it runs nothing twice.
-        yield* mailbox.send(new SubmitSignal({ job }), `${key}-submit`, Object.fromEntries(pairs)).pipe(Effect.orDie)
+        yield* submits.offer({ job, pairs }).pipe(Effect.orDie)
         waiter.sentAt = Date.now()
         request.progress?.("sent")
         let reported: string = "sent"
@@ -279,13 +317,13 @@ const settle = async (
   signal: StateSignal,
   files: ReadonlyMap<string, string>
 ): Promise<RunOutcome> => {
-  await fs.promises.mkdir(request.jobDir, { recursive: true })
+  fs.mkdirSync(request.jobDir, { recursive: true })
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
     const target = path.join(request.jobDir, channel)
     // The remote ships only logs that have something in them; what was followed while it ran is
     // kept (a reader may have it open) and only the rest is appended.
-    if (delivered === undefined) await fs.promises.writeFile(target, "", { flag: "a" })
+    if (delivered === undefined) fs.closeSync(fs.openSync(target, "a"))
     else await completeLog(delivered, target)
   }
   const outputs: Array<string> = []

@@ -121,6 +121,16 @@ export class TerminateSignal extends Schema.TaggedClass<TerminateSignal>()("term
   ids: Schema.Array(JobId)
 }) {}
 
+/**
+ * Many submits (local → remote) or many states (remote → local) in one message, in order, so a
+ * burst of jobs costs one spool file and one delivery instead of one per job. Each attempt's files
+ * travel under `<id>-<attempt>/<path>` (see `batchFilePrefix`).
+ */
+export class BatchSignal extends Schema.TaggedClass<BatchSignal>()("batch", {
+  submits: Schema.Array(SubmitSignal),
+  states: Schema.Array(StateSignal)
+}) {}
+
 /** Every message between a local server and a remote. */
 export const RemoteMessage = Schema.Union(
   SubmitSignal,
@@ -129,10 +139,26 @@ export const RemoteMessage = Schema.Union(
   AliveSignal,
   QueueSignal,
   FullQueueSignal,
-  TerminateSignal
+  TerminateSignal,
+  BatchSignal
 )
 /** A message between a local server and a remote. */
 export type RemoteMessage = typeof RemoteMessage.Type
 
 /** The names attached stdout and stderr travel under with a final state. */
 export const logFiles = { stdout: "@troupe/stdout", stderr: "@troupe/stderr" } as const
+
+/** Where an attempt's files go among a batch's attached files: under `<id>-<attempt>/`. */
+export const batchFilePrefix = (id: string, attempt: number): string => `${id}-${attempt}/`
+
+/** The files of one attempt of a batch, by their own paths (the prefix taken off). */
+export const batchFilesOf = (
+  files: ReadonlyMap<string, string>,
+  id: string,
+  attempt: number
+): ReadonlyMap<string, string> => {
+  const prefix = batchFilePrefix(id, attempt)
+  const own = new Map<string, string>()
+  for (const [name, local] of files) if (name.startsWith(prefix)) own.set(name.slice(prefix.length), local)
+  return own
+}

@@ -27,10 +27,20 @@ export interface FolderMailboxOptions {
   /** How many delivered ids are remembered for deduplication; default 100,000. */
   readonly rememberIds?: number
   /**
+   * A file where delivered ids are also written, and read back at start, so a repeat that
+   * arrives after a restart is still dropped. Without it they are remembered in memory only.
+   */
+  readonly deliveredLog?: string
+  /**
    * How long a message waits for its attached files (rsync may copy `<id>.msg` before `<id>.files/`)
    * before it is quarantined; default 60,000 ms.
    */
   readonly filesWaitMs?: number
+  /**
+   * Called once a sent message is durable in the outbox, with the envelope as written and its
+   * attached files' names, so a carrier can ship it at once from memory.
+   */
+  readonly onSent?: (id: string, envelope: string, files: ReadonlyArray<string>) => Effect.Effect<void>
 }
 
 /** The version written into every message file; files of other versions are quarantined. */
@@ -56,7 +66,7 @@ export const make = <A, I>(
     })
     const encode = Schema.encode(schema)
     const decode = Schema.decodeUnknown(schema)
-    const seen = new RecentIds(options.rememberIds ?? 100_000)
+    const seen = yield* io("read the delivered ids", () => new RecentIds(options.rememberIds ?? 100_000, options.deliveredLog))
     // Orders this sender's messages when several share a millisecond.
     let seq = 0
 
@@ -77,6 +87,7 @@ export const make = <A, I>(
         })
         const text = JSON.stringify({ troupe: formatVersion, id, sentAt: Date.now(), seq: seq++, files: pairs.map(([, r]) => r), body })
         yield* io(`write message ${id}`, () => writeAtomic(path.join(outbox, tmpDir), path.join(outbox, `${id}${messageSuffix}`), text))
+        if (options.onSent !== undefined) yield* options.onSent(id, text, pairs.map(([, r]) => r))
         ChangeSignal.touch(outbox)
       })
 
@@ -269,15 +280,49 @@ const parseEnvelope = (text: string, name: string): Envelope | string => {
   return { id: record.id, sentAt, seq, files: record.files as ReadonlyArray<string>, body: record.body }
 }
 
-// Remembers the last `capacity` delivered ids.
+// Remembers the last `capacity` delivered ids, in memory and, with a log file, across restarts:
+// each id is appended as it is delivered, and the file is rewritten with the ids still
+// remembered when it has grown to twice as many lines.
 class RecentIds {
   private readonly ids = new Set<string>()
-  constructor(private readonly capacity: number) {}
+  private logged = 0
+  constructor(private readonly capacity: number, private readonly log: string | undefined) {
+    if (log === undefined) return
+    const text = (() => {
+      try {
+        return fs.readFileSync(log, "utf8")
+      } catch {
+        return ""
+      }
+    })()
+    for (const id of text.split("\n")) if (Schema.is(MessageId)(id)) this.remember(id)
+    this.logged = this.ids.size
+    this.rewrite()
+  }
   /** False when the id was delivered before. */
   add(id: string): boolean {
     if (this.ids.has(id)) return false
+    this.remember(id)
+    if (this.log !== undefined) {
+      try {
+        fs.appendFileSync(this.log, `${id}\n`)
+        if (++this.logged > 2 * this.capacity) this.rewrite()
+      } catch {
+        // Still remembered in memory; only a restart could let a repeat through.
+      }
+    }
+    return true
+  }
+  private remember(id: string): void {
     this.ids.add(id)
     if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!)
-    return true
+  }
+  private rewrite(): void {
+    if (this.log === undefined) return
+    const tmp = `${this.log}.tmp`
+    fs.mkdirSync(path.dirname(this.log), { recursive: true })
+    fs.writeFileSync(tmp, Array.from(this.ids, (id) => `${id}\n`).join(""))
+    fs.renameSync(tmp, this.log)
+    this.logged = this.ids.size
   }
 }

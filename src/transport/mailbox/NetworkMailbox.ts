@@ -10,7 +10,6 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as path from "node:path"
-import { ChangeSignal } from "../../internal/ChangeSignal.js"
 import * as Endpoint from "../Endpoint.js"
 import type { ConnectFailed, ListenFailed } from "../Errors.js"
 import * as FolderMailbox from "../folder/FolderMailbox.js"
@@ -56,9 +55,9 @@ export const listen = <A, I>(
   Effect.gen(function*() {
     if (endpoint._tag === "Folder") return yield* sharedFolder(schema, endpoint, "listener", options)
     const { inbox, outbox } = spoolFolders(options)
-    const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
+    const { mailbox, pending } = yield* spooled(schema, inbox, outbox, options)
     yield* Layer.build(
-      Transport.layerServer(MailboxRpc, endpoint, options.transport).pipe(Layer.provide(handlers(inbox, outbox, options)))
+      Transport.layerServer(MailboxRpc, endpoint, options.transport).pipe(Layer.provide(handlers(inbox, outbox, pending)))
     )
     return mailbox
   })
@@ -76,7 +75,7 @@ export const connect = <A, I>(
   Effect.gen(function*() {
     if (endpoint._tag === "Folder") return yield* sharedFolder(schema, endpoint, "connector", options)
     const { inbox, outbox } = spoolFolders(options)
-    const mailbox = yield* FolderMailbox.make(schema, folderOptions(inbox, outbox, options))
+    const { mailbox, pending } = yield* spooled(schema, inbox, outbox, options)
     const url = Endpoint.format(endpoint)
     let lastActivity = Date.now()
     const active = () => {
@@ -89,7 +88,7 @@ export const connect = <A, I>(
     const session = Effect.scoped(
       Effect.gen(function*() {
         const rpc = yield* Transport.makeClient(MailboxRpc, endpoint, options.transport)
-        yield* Effect.all([pushLoop(rpc, outbox, options, active), pullLoop(rpc, inbox, active)], {
+        yield* Effect.all([pushLoop(rpc, outbox, pending, active), pullLoop(rpc, inbox, active)], {
           concurrency: 2,
           discard: true
         })
@@ -140,6 +139,99 @@ const folderOptions = (inbox: string, outbox: string, options: MailboxOptions): 
   ...(options.archive !== undefined ? { archive: options.archive } : {})
 })
 
+// A folder mailbox over the local spool whose sent messages are also kept in memory, in send
+// order, until the peer has them: the carrier ships them from there instead of reading the
+// outbox back. What a previous process left in the outbox is loaded once, first. Only envelopes
+// and file names are kept; small files are read when their message is shipped, so a long
+// backlog (a local server that is down) costs little memory.
+const spooled = <A, I>(schema: Schema.Schema<A, I>, inbox: string, outbox: string, options: MailboxOptions) =>
+  Effect.gen(function*() {
+    const pending = new PendingOutbox(outbox)
+    const mailbox = yield* FolderMailbox.make(schema, {
+      ...folderOptions(inbox, outbox, options),
+      deliveredLog: path.resolve(options.spool, "delivered.ids"),
+      onSent: (id, envelope, files) => Effect.sync(() => pending.add({ id, envelope, files }))
+    })
+    const left = yield* Spool.listOutbox(outbox)
+    pending.addOlder(left.map((message) => ({
+      id: message.id,
+      envelope: message.envelope,
+      files: message.files.map((file) => file.path)
+    })))
+    return { mailbox, pending }
+  })
+
+interface Waiting {
+  readonly id: string
+  readonly envelope: string
+  readonly files: ReadonlyArray<string>
+}
+
+/** The messages of an outbox not yet taken by the peer, oldest first. */
+class PendingOutbox {
+  private messages = new Map<string, Waiting>()
+  private waiters = new Set<() => void>()
+  constructor(private readonly outbox: string) {}
+
+  add(message: Waiting): void {
+    this.messages.set(message.id, message)
+    for (const wake of this.waiters) wake()
+    this.waiters.clear()
+  }
+
+  // Messages found in the spool at start come before anything sent since.
+  addOlder(messages: ReadonlyArray<Waiting>): void {
+    if (messages.length === 0) return
+    const merged = new Map(messages.map((message) => [message.id, message] as const))
+    for (const [id, message] of this.messages) if (!merged.has(id)) merged.set(id, message)
+    this.messages = merged
+    this.add(messages[messages.length - 1]!)
+  }
+
+  get(id: string): Waiting | undefined {
+    return this.messages.get(id)
+  }
+
+  remove(id: string): void {
+    this.messages.delete(id)
+  }
+
+  // The oldest messages that fit one call, with their small files read in.
+  first(max: number): Effect.Effect<ReadonlyArray<ShippedMessage>, MailboxError> {
+    return Effect.suspend(() => {
+      const out: Array<Waiting> = []
+      for (const message of this.messages.values()) {
+        if (out.length >= max) break
+        out.push(message)
+      }
+      return Effect.map(
+        Effect.forEach(out, (m) => Spool.describeMessage(this.outbox, m.id, m.envelope, m.files)),
+        (described) => Spool.firstBatch(described, max)
+      )
+    })
+  }
+
+  // Returns at once when something waits, else when something is added or after `ms`.
+  waitForAny(ms: number): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.messages.size > 0) return resume(Effect.void)
+      const wake = () => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake)
+        resume(Effect.void)
+      }, ms)
+      this.waiters.add(wake)
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        this.waiters.delete(wake)
+      })
+    })
+  }
+}
+
 // Both ends see one folder (sshfs, or two processes on one host): each end's outbox is the other's inbox.
 const sharedFolder = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -154,51 +246,42 @@ const sharedFolder = <A, I>(
     : FolderMailbox.make(schema, folderOptions(toConnector, toListener, options))
 }
 
-const handlers = (inbox: string, outbox: string, options: MailboxOptions) =>
-  MailboxRpc.toLayer(Effect.gen(function*() {
-    const outboxChanged = yield* Effect.acquireRelease(
-      Effect.sync(() => new ChangeSignal(outbox, options.rescanMs ?? 1000)),
-      (signal) => Effect.sync(() => signal.close())
-    )
-    const waitForOutbox = (max: number, waitMs: number) =>
-      Effect.gen(function*() {
-        const deadline = Date.now() + waitMs
-        while (true) {
-          const waiting = yield* Spool.listOutbox(outbox)
-          if (waiting.length > 0 || Date.now() >= deadline) return Spool.firstBatch(waiting, max)
-          yield* outboxChanged.wait.pipe(Effect.timeoutOption(Math.max(1, deadline - Date.now())))
-        }
+const handlers = (inbox: string, outbox: string, pending: PendingOutbox) =>
+  MailboxRpc.toLayer(Effect.succeed({
+    Upload: ({ data, id, offset, path: file }) => Spool.writeChunk(inbox, id, file, offset, data),
+    Deliver: ({ messages }) => Effect.forEach(messages, (message) => Spool.deliverToInbox(inbox, message), { discard: true }),
+    Pull: ({ max, waitMs }) => Effect.zipRight(pending.waitForAny(waitMs), pending.first(max)),
+    Download: ({ id, path: file }) =>
+      Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
+        Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
+          new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
+    Ack: ({ ids }) =>
+      Effect.forEach(ids, (id) =>
+        Effect.zipRight(
+          Spool.removeFromOutbox(outbox, id, (pending.get(id)?.files.length ?? 1) > 0),
+          Effect.sync(() => pending.remove(id))
+        ), {
+        discard: true
       })
-    return {
-      Upload: ({ data, id, offset, path: file }) => Spool.writeChunk(inbox, id, file, offset, data),
-      Deliver: ({ messages }) => Effect.forEach(messages, (message) => Spool.deliverToInbox(inbox, message), { discard: true }),
-      Pull: ({ max, waitMs }) => waitForOutbox(max, waitMs),
-      Download: ({ id, path: file }) =>
-        Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
-          Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
-            new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
-      Ack: ({ ids }) => Effect.forEach(ids, (id) => Spool.removeFromOutbox(outbox, id), { discard: true })
-    }
   }))
 
 // Ships our outbox to the listener as messages appear in it, oldest first, files before their message.
-const pushLoop = (rpc: MailboxRpcClient, outbox: string, options: MailboxOptions, active: () => void) =>
+const pushLoop = (rpc: MailboxRpcClient, outbox: string, pending: PendingOutbox, active: () => void) =>
   Effect.gen(function*() {
-    const changed = yield* Effect.acquireRelease(
-      Effect.sync(() => new ChangeSignal(outbox, options.rescanMs ?? 1000)),
-      (signal) => Effect.sync(() => signal.close())
-    )
     while (true) {
-      const waiting = yield* Spool.listOutbox(outbox)
-      for (let start = 0; start < waiting.length;) {
-        const batch = Spool.firstBatch(waiting.slice(start), batchSize)
-        start += batch.length
-        for (const message of batch) yield* uploadFiles(rpc, outbox, message, active)
-        yield* rpc.Deliver({ messages: batch })
-        active()
-        yield* Effect.forEach(batch, (message) => Spool.removeFromOutbox(outbox, message.id), { discard: true })
-      }
-      if (waiting.length === 0) yield* changed.wait
+      yield* pending.waitForAny(pullWaitMs)
+      const batch = yield* pending.first(batchSize)
+      if (batch.length === 0) continue
+      for (const message of batch) yield* uploadFiles(rpc, outbox, message, active)
+      yield* rpc.Deliver({ messages: batch })
+      active()
+      yield* Effect.forEach(batch, (message) =>
+        Effect.zipRight(
+          Spool.removeFromOutbox(outbox, message.id, message.files.length > 0),
+          Effect.sync(() => pending.remove(message.id))
+        ), {
+        discard: true
+      })
     }
   })
 

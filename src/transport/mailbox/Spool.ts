@@ -25,24 +25,46 @@ export const listOutbox = (outbox: string): Effect.Effect<ReadonlyArray<ShippedM
       const parsed = parseHead(envelope)
       const id = name.slice(0, -messageSuffix.length)
       if (parsed === undefined || parsed.id !== id || !Schema.is(MessageId)(id)) continue
-      const files: Array<AttachedFile> = []
-      let inlineBudget = inlineMessageBytes
-      for (const file of parsed.files) {
-        const local = path.join(outbox, `${id}${filesSuffix}`, file)
-        const stat = await fs.promises.stat(local).catch(() => undefined)
-        const size = stat?.size ?? 0
-        // Small files ride along in the message: no extra round trip per file.
-        const data = stat !== undefined && size <= inlineFileBytes && size <= inlineBudget
-          ? await fs.promises.readFile(local).catch(() => undefined)
-          : undefined
-        if (data !== undefined) inlineBudget -= data.length
-        files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }))
-      }
-      found.push({ order: [parsed.sentAt, parsed.seq], message: new ShippedMessage({ id, envelope, files }) })
+      found.push({ order: [parsed.sentAt, parsed.seq], message: await describe(outbox, id, envelope, parsed.files) })
     }
     found.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1])
     return found.map((entry) => entry.message)
   })
+
+/**
+ * A message just written into an outbox, as it will be shipped: its envelope as written, and its
+ * attached files (small ones read into the message). Lets a sender ship from memory what it has
+ * just made durable, without reading the folder back.
+ */
+export const describeMessage = (
+  outbox: string,
+  id: string,
+  envelope: string,
+  files: ReadonlyArray<string>
+): Effect.Effect<ShippedMessage, MailboxError> =>
+  io(`describe message ${id}`, () => describe(outbox, id, envelope, files))
+
+const describe = async (
+  outbox: string,
+  id: string,
+  envelope: string,
+  names: ReadonlyArray<string>
+): Promise<ShippedMessage> => {
+  const files: Array<AttachedFile> = []
+  let inlineBudget = inlineMessageBytes
+  for (const file of names) {
+    const local = path.join(outbox, `${id}${filesSuffix}`, file)
+    const stat = await fs.promises.stat(local).catch(() => undefined)
+    const size = stat?.size ?? 0
+    // Small files ride along in the message: no extra round trip per file.
+    const data = stat !== undefined && size <= inlineFileBytes && size <= inlineBudget
+      ? await fs.promises.readFile(local).catch(() => undefined)
+      : undefined
+    if (data !== undefined) inlineBudget -= data.length
+    files.push(new AttachedFile({ path: file, size, ...(data !== undefined && data.length === size ? { data } : {}) }, true))
+  }
+  return new ShippedMessage({ id, envelope, files }, true)
+}
 
 /** The first messages that fit one call: at most `count`, and their inline bytes at most `bytes` (one always goes). */
 export const firstBatch = (
@@ -68,11 +90,11 @@ const inlineSize = (message: ShippedMessage): number =>
 const inlineMessageBytes = 1024 * 1024
 const batchInlineBytes = 4 * 1024 * 1024
 
-/** Removes a shipped message and its files from an outbox. */
-export const removeFromOutbox = (outbox: string, id: string): Effect.Effect<void, MailboxError> =>
+/** Removes a shipped message and its files (unless it is known to have none) from an outbox. */
+export const removeFromOutbox = (outbox: string, id: string, hasFiles = true): Effect.Effect<void, MailboxError> =>
   io(`remove message ${id} from the outbox`, async () => {
     await fs.promises.rm(path.join(outbox, `${id}${messageSuffix}`), { force: true })
-    await fs.promises.rm(path.join(outbox, `${id}${filesSuffix}`), { recursive: true, force: true })
+    if (hasFiles) await fs.promises.rm(path.join(outbox, `${id}${filesSuffix}`), { recursive: true, force: true })
   })
 
 /** The local path of an attached file of a message in a mailbox folder, confined to that message's files folder. */

@@ -58,6 +58,23 @@ describe("FolderMailbox", () => {
       assert.strictEqual((yield* remote.receive).length, 0)
     }))
 
+  it.scopedLive("with a delivered-ids log, a repeated id is dropped after a restart too", () =>
+    Effect.gen(function*() {
+      const { local, root, toRemote, toLocal } = yield* pair
+      const deliveredLog = path.join(root, "delivered.ids")
+      const options = { inbox: toRemote, outbox: toLocal, rescanMs: 50, deliveredLog }
+      const first = yield* Effect.scoped(Effect.gen(function*() {
+        const remote = yield* FolderMailbox.make(Signal, options)
+        yield* local.send({ _tag: "isalive" }, "before-restart")
+        return yield* remote.receive
+      }))
+      assert.strictEqual(first.length, 1)
+      const restarted = yield* FolderMailbox.make(Signal, options)
+      yield* local.send({ _tag: "isalive" }, "before-restart")
+      yield* local.send({ _tag: "isalive" }, "after-restart")
+      assert.deepStrictEqual((yield* restarted.receive).map((d) => d.id), ["after-restart"])
+    }))
+
   it.scopedLive("garbage, torn, unknown-version and stray files go to quarantine with a reason", () =>
     Effect.gen(function*() {
       const { local, remote, toRemote } = yield* pair
