@@ -143,13 +143,21 @@ const rawCopy = async (): Promise<number> => {
         out.on("finish", () => { process.stdout.write("done"); server.close() })
       }).listen(${port}, "127.0.0.1", () => process.stdout.write("ready"))
     `], { stdio: ["ignore", "pipe", "inherit"] })
+    // One listener from the start: a word said before anyone waits for it must not be lost.
     let said = ""
+    const waiters: Array<() => void> = []
+    receiver.stdout!.on("data", (chunk: Buffer) => {
+      said += chunk.toString()
+      waiters.splice(0).forEach((wake) => wake())
+    })
+    receiver.once("exit", () => waiters.splice(0).forEach((wake) => wake()))
     const heard = (word: string) =>
-      new Promise<void>((resolve) => {
-        const check = () => (said.includes(word) ? resolve() : receiver.stdout!.once("data", (chunk: Buffer) => {
-          said += chunk.toString()
-          check()
-        }))
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (said.includes(word)) return resolve()
+          if (receiver.exitCode !== null) return reject(new Error(`the receiver exited before saying ${word}`))
+          waiters.push(check)
+        }
         check()
       })
     await heard("ready")
