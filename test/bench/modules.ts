@@ -92,7 +92,8 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
     rows.push([label, ms(m.sequential.p50), ms(m.sequential.p99), rate(m.sequentialRate), rate(m.concurrentRate), ms(m.concurrent.p50), ms(m.concurrent.p99)])
   }
   const measure = async (label: string, call: () => Promise<unknown>, concurrentCall: Array<() => Promise<unknown>>) => {
-    for (let i = 0; i < 500; i++) await call()
+    const until = now() + warmupMs
+    for (let i = 0; i < 500 || now() < until; i++) await call()
     progress(name, `${label}: ${sequentialCalls} sequential`)
     const sequential = await timed(sequentialCalls, [call])
     progress(name, `${label}: ${concurrentCalls} over ${concurrentCall.length} callers`)
@@ -127,7 +128,7 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
         const what = `typed client (Effect) over ${label}, ${module === "echo" ? "concurrency 1" : "concurrency 16"}`
         // The loops run inside Effect, as an Effect program's would.
         const calls = connections.map((c) => c.com(module, "echo", "x"))
-        yield* timedEffect(500, [calls[0]!])
+        yield* warmEffect(calls[0]!)
         progress(name, `${what}: ${sequentialCalls} sequential`)
         const sequential = yield* timedEffect(sequentialCalls, [calls[0]!])
         progress(name, `${what}: ${concurrentCalls} over ${clients} clients`)
@@ -171,6 +172,16 @@ interface Timed {
   readonly latency: Latency
   readonly perSecond: number
 }
+
+// Every path is warmed up alike, for a while (the JIT needs a few thousand calls), before it is measured.
+const warmupMs = Number(process.env.BENCH_MODULES_WARMUP_MS ?? 1500)
+
+const warmEffect = <E>(call: Effect.Effect<unknown, E>): Effect.Effect<void, E> =>
+  Effect.suspend(() => {
+    const until = now() + warmupMs
+    let made = 0
+    return Effect.whileLoop({ while: () => made < 500 || now() < until, body: () => call, step: () => void made++ })
+  })
 
 // `total` calls shared by the callers, each looping in its own fiber.
 const timedEffect = <E>(total: number, callers: ReadonlyArray<Effect.Effect<unknown, E>>): Effect.Effect<Timed, E> =>
