@@ -12,6 +12,7 @@
  */
 import { Packr, Unpackr } from "msgpackr"
 import type * as Net from "node:net"
+import type { ModuleFailure } from "../Errors.js"
 
 /** Message kinds from the server to a worker. */
 export const ToWorker = { Call: 0, Load: 1, Stop: 2 } as const
@@ -45,15 +46,33 @@ export interface ReadyInfo {
   readonly files: ReadonlyArray<string>
 }
 
+/** A message from the server to a worker. */
+export type ToWorkerMessage =
+  | readonly [kind: typeof ToWorker.Call, id: number, fn: string | null, args: ReadonlyArray<unknown>, clientIp: string]
+  | readonly [kind: typeof ToWorker.Load, spec: LoadSpec]
+  | readonly [kind: typeof ToWorker.Stop]
+
+/** A message from a worker to the server. */
+export type FromWorkerMessage =
+  | readonly [kind: typeof FromWorker.Ok, id: number, value: unknown]
+  | readonly [kind: typeof FromWorker.Err, id: number, reason: ModuleFailure, message: string, traceback?: string]
+  | readonly [kind: typeof FromWorker.Ready, info: ReadyInfo]
+  | readonly [kind: typeof FromWorker.LoadFailed, message: string, traceback?: string, files?: ReadonlyArray<string>]
+  | readonly [kind: typeof FromWorker.Files, paths: ReadonlyArray<string>]
+  | readonly [kind: typeof FromWorker.Hello]
+
 /** The largest message either end accepts: 256 MiB. */
 export const maxMessageBytes = 256 * 1024 * 1024
 
-/** Reads length-prefixed msgpack messages from a byte stream, whatever the chunking. */
-export class FrameReader {
+/**
+ * Reads length-prefixed msgpack messages from a byte stream, whatever the chunking. The peer is
+ * this server's own worker (or the server), so a message is taken as the type the channel carries.
+ */
+export class FrameReader<M> {
   private buffer: Buffer = Buffer.alloc(0)
   private readonly unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
-  constructor(private readonly onMessage: (message: Array<any>) => void, private readonly onError: (error: Error) => void) {}
+  constructor(private readonly onMessage: (message: M) => void, private readonly onError: (error: Error) => void) {}
 
   /** Feeds a chunk; calls `onMessage` for every complete message in order. */
   push(chunk: Buffer): void {
@@ -67,9 +86,9 @@ export class FrameReader {
         return this.onError(new Error(`a message of ${size} bytes is over the limit`))
       }
       if (buffer.length - at - 4 < size) break
-      let message: Array<any>
+      let message: M
       try {
-        message = this.unpackr.unpack(buffer.subarray(at + 4, at + 4 + size)) as Array<any>
+        message = this.unpackr.unpack(buffer.subarray(at + 4, at + 4 + size)) as M
       } catch (error) {
         this.buffer = Buffer.alloc(0)
         return this.onError(error instanceof Error ? error : new Error(String(error)))
@@ -87,7 +106,7 @@ export class FrameReader {
  * `process.nextTick`: measured against `setImmediate` it batches as well and adds no loop turn
  * (`scratchpad/modules-hop.ts`).
  */
-export class FrameWriter {
+export class FrameWriter<M extends ReadonlyArray<unknown>> {
   private readonly packr = new Packr({ useRecords: false })
   private pending: Array<Buffer> = []
   private scheduled = false
@@ -95,7 +114,7 @@ export class FrameWriter {
   constructor(private readonly socket: Net.Socket) {}
 
   /** Encodes and queues a message; throws when the value cannot be encoded (nothing is queued then). */
-  write(message: ReadonlyArray<unknown>): void {
+  write(message: M): void {
     const body = this.packr.pack(message)
     if (body.length > maxMessageBytes) throw new Error(`a message of ${body.length} bytes is over the limit`)
     const head = Buffer.allocUnsafe(4)

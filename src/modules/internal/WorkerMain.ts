@@ -12,10 +12,11 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 import { MessageChannel } from "node:worker_threads"
 import { format } from "node:util"
 import { generatedHelp, prepare, type Shape } from "./Shape.js"
-import { FrameReader, FrameWriter, FromWorker, type LoadSpec, ToWorker } from "./Wire.js"
+import type { ModuleFailure } from "../Errors.js"
+import { FrameReader, FrameWriter, FromWorker, type FromWorkerMessage, type LoadSpec, ToWorker, type ToWorkerMessage } from "./Wire.js"
 
 const channel = new Net.Socket({ fd: 3, readable: true, writable: true })
-const writer = new FrameWriter(channel)
+const writer = new FrameWriter<FromWorkerMessage>(channel)
 const ownDir = Path.dirname(fileURLToPath(import.meta.url))
 
 let shape: Shape | undefined
@@ -35,6 +36,8 @@ console.debug = record("debug")
 console.trace = record("debug")
 console.warn = record("warn")
 console.error = record("error")
+// The worker's own complaints go to the same log, without passing through the console it captured.
+const logError = record("error")
 
 // ---------------------------------------------------------------------------------------------
 // the files the module loads: ESM resolutions reported by a loader hook, CommonJS from require.cache
@@ -123,7 +126,7 @@ const load = async (next: LoadSpec): Promise<void> => {
 // ---------------------------------------------------------------------------------------------
 // calls
 
-const call = (id: number, fn: string | null, args: Array<unknown>, clientIp: string): void => {
+const call = (id: number, fn: string | null, args: ReadonlyArray<unknown>, clientIp: string): void => {
   const current = shape!
   if (fn === "_help") {
     Promise.resolve()
@@ -144,7 +147,7 @@ const call = (id: number, fn: string | null, args: Array<unknown>, clientIp: str
       if (f === undefined) {
         return send([FromWorker.Err, id, "unknown-function", `no function "${fn}" in ${spec!.name} (case matters)`, ""])
       }
-      result = f.apply(current.target, args)
+      result = f.call(current.target, ...args)
     }
   } catch (error) {
     return failed(id, "call-failed", error)
@@ -162,7 +165,7 @@ const ok = (id: number, value: unknown): void => {
   }
 }
 
-const failed = (id: number, reason: string, error: unknown): void =>
+const failed = (id: number, reason: ModuleFailure, error: unknown): void =>
   send([FromWorker.Err, id, reason, describe(error), stackOf(error)])
 
 const describe = (error: unknown): string =>
@@ -170,7 +173,7 @@ const describe = (error: unknown): string =>
 
 const stackOf = (error: unknown): string => (error instanceof Error && error.stack !== undefined ? error.stack : describe(error))
 
-const send = (message: ReadonlyArray<unknown>): void => {
+const send = (message: FromWorkerMessage): void => {
   try {
     writer.write(message)
   } catch {
@@ -188,13 +191,13 @@ const stop = async (code: number): Promise<void> => {
   try {
     await shape?.dispose?.()
   } catch (error) {
-    console.error("dispose failed:", error)
+    logError("dispose failed:", error)
   }
   writer.flush()
   process.exit(code)
 }
 
-const reader = new FrameReader((message) => {
+const reader = new FrameReader<ToWorkerMessage>((message) => {
   switch (message[0]) {
     case ToWorker.Call:
       if (shape === undefined) {
@@ -207,7 +210,7 @@ const reader = new FrameReader((message) => {
       return void stop(0)
   }
 }, (error) => {
-  console.error("bad message from the server:", error.message)
+  logError("bad message from the server:", error.message)
   process.exit(2)
 })
 

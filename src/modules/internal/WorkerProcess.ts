@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process"
 import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import type { ModuleFailure } from "../Errors.js"
-import { FrameReader, FrameWriter, FromWorker, type LoadSpec, type ReadyInfo, ToWorker } from "./Wire.js"
+import { FrameReader, FrameWriter, FromWorker, type FromWorkerMessage, type LoadSpec, type ReadyInfo, ToWorker, type ToWorkerMessage } from "./Wire.js"
 
 /** How a call ended. */
 export type CallResult =
@@ -45,11 +45,11 @@ export interface WorkerEvents {
 /** One worker process and the calls in flight in it. */
 export class WorkerProcess {
   private readonly child: ChildProcess
-  private readonly writer: FrameWriter
+  private readonly writer: FrameWriter<ToWorkerMessage>
   private readonly pending = new Map<number, Call>()
   private nextId = 0
   private hello = false
-  private loadWaiter: ((message: Array<any> | "hello" | "exit") => void) | undefined
+  private loadWaiter: ((message: FromWorkerMessage | "hello" | "exit") => void) | undefined
   private exitWaiters: Array<() => void> = []
   private stopTimer: NodeJS.Timeout | undefined
   /** False once the process has exited. */
@@ -71,8 +71,8 @@ export class WorkerProcess {
       env: fromSource ? { ...process.env, TROUPE_WORKER_TSX: "preloaded" } : process.env
     })
     const channel = this.child.stdio[3] as Net.Socket
-    this.writer = new FrameWriter(channel)
-    const reader = new FrameReader((message) => this.receive(message), (error) => {
+    this.writer = new FrameWriter<ToWorkerMessage>(channel)
+    const reader = new FrameReader<FromWorkerMessage>((message) => this.receive(message), (error) => {
       this.events.onLog("error", `bad message from the worker: ${error.message}`)
       this.kill()
     })
@@ -127,8 +127,8 @@ export class WorkerProcess {
         if (message === "exit") {
           const end = this.child.signalCode !== null ? `signal ${this.child.signalCode}` : `exit code ${this.child.exitCode}`
           reject(failure("import-failed", `the worker exited while importing (${end})`, "", []))
-        } else if (message[0] === FromWorker.Ready) resolve(message[1] as ReadyInfo)
-        else reject(failure("import-failed", String(message[1]), String(message[2] ?? ""), message[3] ?? []))
+        } else if (message[0] === FromWorker.Ready) resolve(message[1])
+        else if (message[0] === FromWorker.LoadFailed) reject(failure("import-failed", message[1], message[2] ?? "", message[3] ?? []))
       }
       if (this.hello) send()
       else expire(startupMs, `the worker process did not start within ${startupMs} ms; it was killed`)
@@ -178,7 +178,7 @@ export class WorkerProcess {
     if (this.alive) this.child.kill("SIGKILL")
   }
 
-  private receive(message: Array<any>): void {
+  private receive(message: FromWorkerMessage): void {
     switch (message[0]) {
       case FromWorker.Ok:
         return this.answer(message[1], { ok: true, value: message[2] })
