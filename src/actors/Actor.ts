@@ -30,11 +30,11 @@ export interface ActorRef<M> {
   /** Deliver from synchronous code; false when the mailbox is full. */
   readonly unsafeTell: (message: M) => boolean
   /** Deliver a request and wait for the handler's answer. */
-  readonly ask: <Req extends M & Request.Request<any, any>>(
+  readonly ask: <Req extends M & Request.Request<unknown, unknown>>(
     message: Req
   ) => Effect.Effect<Request.Request.Success<Req>, Request.Request.Error<Req> | MailboxFull>
   /** Deliver a request from synchronous code; `onReply` gets the handler's answer. False when the mailbox is full. */
-  readonly unsafeAsk: <Req extends M & Request.Request<any, any>>(
+  readonly unsafeAsk: <Req extends M & Request.Request<unknown, unknown>>(
     message: Req,
     onReply: (exit: Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>) => void
   ) => boolean
@@ -92,7 +92,7 @@ export const make = <M, R>(options: ActorOptions<M, R>): Effect.Effect<ActorRef<
     const fiber = yield* supervisor.supervise(options.name, run, options.policy)
 
     // A callback rather than a Deferred: asks sit on the hot path of every job.
-    const ask = <Req extends M & Request.Request<any, any>>(message: Req) =>
+    const ask = <Req extends M & Request.Request<unknown, unknown>>(message: Req) =>
       Effect.async<Request.Request.Success<Req>, Request.Request.Error<Req> | MailboxFull>((resume) => {
         let answered = false
         const delivered = Queue.unsafeOffer(mailbox, {
@@ -111,7 +111,7 @@ export const make = <M, R>(options: ActorOptions<M, R>): Effect.Effect<ActorRef<
       tell: (message: M) => deliver({ message, reply: noReply }),
       unsafeTell: (message: M) => Queue.unsafeOffer(mailbox, { message, reply: noReply }),
       ask,
-      unsafeAsk: <Req extends M & Request.Request<any, any>>(
+      unsafeAsk: <Req extends M & Request.Request<unknown, unknown>>(
         message: Req,
         onReply: (exit: Exit.Exit<Request.Request.Success<Req>, Request.Request.Error<Req>>) => void
       ) => {

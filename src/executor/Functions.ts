@@ -7,6 +7,8 @@ import type * as Schema from "effect/Schema"
  * A function that jobs can call by name. `args` decodes the job's arguments and `success`
  * encodes the return value for the store. `module` names where a worker thread can import
  * the same function from (`{ url, export }`), which enables `placement: "thread"`.
+ * The `any` defaults stand for "some types" in the registry: with `unknown`, `run`'s parameter
+ * would refuse every typed definition. `define` keeps a definition's own types where it is made.
  */
 export interface FunctionDefinition<A = any, I = any, R = any, RI = any> {
   readonly args: Schema.Schema<A, I>

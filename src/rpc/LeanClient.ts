@@ -215,11 +215,16 @@ class Calls {
   }
 }
 
+// The client object: a method per RPC, with prefixed tags ("Jobs.Submit") under a nested object.
+interface ClientObject {
+  [name: string]: ClientObject | ((input: unknown, options?: CallOptions) => unknown)
+}
+
 const clientOf = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>, calls: Calls): unknown => {
-  const client: Record<string, any> = {}
+  const client: ClientObject = {}
   for (const route of routesOf(group).values()) {
     const dot = route.tag.indexOf(".")
-    const target = dot === -1 ? client : (client[route.tag.slice(0, dot)] ??= {})
+    const target = dot === -1 ? client : (client[route.tag.slice(0, dot)] ??= {}) as ClientObject
     const method = dot === -1 ? route.tag : route.tag.slice(dot + 1)
     target[method] = route.isStream
       ? (input: unknown, options?: CallOptions) => {

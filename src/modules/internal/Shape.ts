@@ -9,7 +9,7 @@
 export interface Shape {
   readonly kind: "class" | "function" | "object"
   /** The object functions are called on (`this`). */
-  readonly target: any
+  readonly target: Record<string, unknown> | undefined
   /** The functions a call may name, by name. */
   readonly functions: ReadonlyMap<string, (...args: Array<unknown>) => unknown>
   /** Called once when the worker stops, if the module has one. */
@@ -39,9 +39,9 @@ export const prepare = async (namespace: Record<string, unknown>, exportName: st
   }
   const ownHelp = helpOf(namespace, value)
   if (typeof value === "function" && isClass(value)) {
-    const instance = new (value as new() => any)()
+    const instance = new (value as new() => Record<string, unknown>)()
     if (typeof instance.init === "function") await instance.init()
-    return shapeOf("class", instance, ownHelp ?? helpOf(value as any, instance))
+    return shapeOf("class", instance, ownHelp ?? helpOf(value, instance))
   }
   if (typeof value === "function") {
     const name = exportName === "default" || exportName === "*" ? (value.name || exportName) : exportName
@@ -54,7 +54,7 @@ export const prepare = async (namespace: Record<string, unknown>, exportName: st
     }
   }
   if (typeof value === "object") {
-    const target = value as any
+    const target = value as Record<string, unknown>
     if (typeof target.init === "function") await target.init()
     return shapeOf("object", target, ownHelp)
   }
@@ -92,24 +92,24 @@ const lookup = (namespace: Record<string, unknown>, exportName: string): unknown
   }
   if (exportName in namespace) return namespace[exportName]
   const fallback = namespace["default"]
-  if (typeof fallback === "object" && fallback !== null && exportName in fallback) return (fallback as any)[exportName]
+  if (typeof fallback === "object" && fallback !== null && exportName in fallback) return Reflect.get(fallback, exportName) as unknown
   return undefined
 }
 
 const isClass = (f: Function): boolean => /^class[\s{]/.test(Function.prototype.toString.call(f))
 
-const helpOf = (holder: Record<string, unknown>, self: unknown): (() => unknown) | undefined => {
+const helpOf = (holder: object, self: unknown): (() => unknown) | undefined => {
   for (const key of ["help", "_help"]) {
-    const value = holder?.[key]
+    const value: unknown = Reflect.get(holder, key)
     if (typeof value === "string") return () => value
     if (typeof value === "function" && !isClass(value)) return () => (value as Function).call(self)
   }
   return undefined
 }
 
-const shapeOf = (kind: "class" | "object", target: any, ownHelp: (() => unknown) | undefined): Shape => {
+const shapeOf = (kind: "class" | "object", target: Record<string, unknown>, ownHelp: (() => unknown) | undefined): Shape => {
   const functions = new Map<string, (...args: Array<unknown>) => unknown>()
-  for (let proto = target; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+  for (let proto: object | null = target; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     for (const key of Object.getOwnPropertyNames(proto)) {
       if (hidden(key) || functions.has(key)) continue
       const descriptor = Object.getOwnPropertyDescriptor(proto, key)
@@ -122,9 +122,15 @@ const shapeOf = (kind: "class" | "object", target: any, ownHelp: (() => unknown)
     kind,
     target,
     functions,
-    dispose: typeof target.dispose === "function" ? () => target.dispose() : undefined,
+    dispose: disposeOf(target),
     ownHelp: ownHelp ?? helpOf(target, target)
   }
+}
+
+// The module's dispose, called on the module (its `this`), if it has one.
+const disposeOf = (target: Record<string, unknown>): (() => unknown) | undefined => {
+  const dispose = target.dispose
+  return typeof dispose === "function" ? () => dispose.call(target) : undefined
 }
 
 // The text between a function's first parenthesis and its match; an arrow with one bare parameter too.

@@ -54,7 +54,7 @@ export const formatParseError = (error: ParseError): string => TreeFormatter.for
 // ---------------------------------------------------------------------------------------------
 // private
 
-type AnySchema = Schema.Schema<any, any, never>
+type AnySchema = Schema.Schema<unknown, unknown, never>
 
 /**
  * What turns a caller's input into the payload: a struct without constructor defaults takes the
@@ -81,7 +81,7 @@ const hasConstructorDefault = (field: unknown): boolean => {
 const routeOf = (rpc: Rpc.AnyWithProps): Route => {
   const payload = rpc.payloadSchema as unknown as AnySchema
   const success = rpc.successSchema as AnySchema
-  const exit = Rpc.exitSchema(rpc as any) as unknown as AnySchema
+  const exit = Rpc.exitSchema(rpc as unknown as Rpc.Any) as unknown as AnySchema
   const streamSchemas = RpcSchema.getStreamSchemas(rpc.successSchema.ast)
   const chunk = Schema.Array(Option.isSome(streamSchemas) ? streamSchemas.value.success as AnySchema : Schema.Any)
   const make = payloadConstructor(rpc.payloadSchema)
