@@ -158,7 +158,8 @@ export const make = (options: {
           break
         case "Launch":
           starting -= message.jobs.length
-          for (const job of message.jobs) launch(job, ended)
+          // A claimed job whose cores were released meanwhile does not start.
+          collectEnds(ended, () => message.jobs.forEach((job) => cores.has(job.id) && begin(job, 1)))
           break
         case "Adopt":
           for (const { attempt, job } of message.attempts) {
@@ -220,12 +221,7 @@ export const make = (options: {
         if (Exit.isSuccess(exit)) {
           // The ends of synchronous functions go to the ledger together, and the next round is taken once.
           const ends: Array<AttemptResult> = []
-          collecting = ends
-          try {
-            jobs.forEach((job, i) => begin(job, exit.value[i] ?? 0))
-          } finally {
-            collecting = undefined
-          }
+          collectEnds(ends, () => jobs.forEach((job, i) => begin(job, exit.value[i] ?? 0)))
           if (ends.length > 0) wiring.report(ends)
           if (ready.size > 0 && !paused) Effect.runSync(fill())
           return
@@ -250,25 +246,6 @@ export const make = (options: {
       const now = wiring.runNow?.(job, attempt)
       if (now !== undefined && !Effect.isEffect(now)) return finished(job.id, now)
       const fiber = Effect.runSync(Effect.forkIn(runner(job, attempt, now), options.runnerScope))
-      if (cores.has(job.id)) running.set(job.id, fiber)
-    }
-
-    // A claimed job's first attempt: a synchronous function runs here and now, anything else gets a runner.
-    const launch = (job: ReadyJob, ended: Array<AttemptResult>) => {
-      if (!cores.has(job.id)) return
-      const reason = killReasons.get(job.id)
-      if (reason !== undefined) {
-        release(job.id)
-        ended.push({ id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
-        return
-      }
-      const now = wiring.runNow?.(job, 1)
-      if (now !== undefined && !Effect.isEffect(now)) {
-        release(job.id)
-        ended.push(now)
-        return
-      }
-      const fiber = Effect.runSync(Effect.forkIn(runner(job, 1, now), options.runnerScope))
       if (cores.has(job.id)) running.set(job.id, fiber)
     }
 
@@ -312,6 +289,15 @@ export const make = (options: {
     }
     // While a started round begins, ends are collected here instead of reported one by one.
     let collecting: Array<AttemptResult> | undefined
+    const collectEnds = (into: Array<AttemptResult>, body: () => void) => {
+      const outer = collecting
+      collecting = into
+      try {
+        body()
+      } finally {
+        collecting = outer
+      }
+    }
 
     const promoteDue = () => {
       if (delayed.length === 0) return
