@@ -188,12 +188,12 @@ class PendingOutbox {
     this.add(messages[messages.length - 1]!)
   }
 
-  get(id: string): Waiting | undefined {
-    return this.messages.get(id)
-  }
-
-  remove(id: string): void {
-    this.messages.delete(id)
+  // The peer has the message: it leaves the spool (its folder too, if it has files) and memory.
+  settle(id: string): Effect.Effect<void, MailboxError> {
+    return Effect.suspend(() => {
+      const hasFiles = (this.messages.get(id)?.files.length ?? 1) > 0
+      return Effect.zipRight(Spool.removeFromOutbox(this.outbox, id, hasFiles), Effect.sync(() => this.messages.delete(id)))
+    })
   }
 
   // The oldest messages that fit one call, with their small files read in.
@@ -255,14 +255,7 @@ const handlers = (inbox: string, outbox: string, pending: PendingOutbox) =>
       Stream.unwrap(Effect.map(Spool.attachmentPath(outbox, id, file), (local) =>
         Stream.fromAsyncIterable(Spool.readChunks(local), (cause) =>
           new MailboxError({ reason: "io", message: `cannot read file ${file} of message ${id}: ${String(cause)}` })))),
-    Ack: ({ ids }) =>
-      Effect.forEach(ids, (id) =>
-        Effect.zipRight(
-          Spool.removeFromOutbox(outbox, id, (pending.get(id)?.files.length ?? 1) > 0),
-          Effect.sync(() => pending.remove(id))
-        ), {
-        discard: true
-      })
+    Ack: ({ ids }) => Effect.forEach(ids, (id) => pending.settle(id), { discard: true })
   }))
 
 // Ships our outbox to the listener as messages appear in it, oldest first, files before their message.
@@ -275,13 +268,7 @@ const pushLoop = (rpc: MailboxRpcClient, outbox: string, pending: PendingOutbox,
       for (const message of batch) yield* uploadFiles(rpc, outbox, message, active)
       yield* rpc.Deliver({ messages: batch })
       active()
-      yield* Effect.forEach(batch, (message) =>
-        Effect.zipRight(
-          Spool.removeFromOutbox(outbox, message.id, message.files.length > 0),
-          Effect.sync(() => pending.remove(message.id))
-        ), {
-        discard: true
-      })
+      yield* Effect.forEach(batch, (message) => pending.settle(message.id), { discard: true })
     }
   })
 
