@@ -9,7 +9,7 @@ const bulkTotal = Number(process.env.BULK ?? 20000)
 const spec = { fn: "noop", args: {} }
 
 const main = async () => {
-  const rt = await openRuntime("noopq", { functions: { noop }, queues: { default: { concurrency: 256 } } })
+  const rt = await openRuntime("noopq", { functions: { noop }, queues: { default: { concurrency: Number(process.env.C ?? 256) } } })
   await rt.runtime.runPromise(submitWaitLoops(spec, 1000, 2000))
   const c0 = process.cpuUsage()
   const r = await rt.runtime.runPromise(submitWaitLoops(spec, 1000, total))
