@@ -4,7 +4,7 @@ import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { connectJobs } from "../src/client/index.js"
+import { connectJobs, type SubmitInput } from "../src/client/index.js"
 import { freePort, tempDir } from "../test/bench/lib.js"
 
 const cli = Path.resolve("dist/node.js")
@@ -44,6 +44,22 @@ const cpu = (pid: number) => {
   return total
 }
 
+// CPU ms of each thread of one process, by thread name (main thread, libuv pool, V8 workers).
+const threads = (pid: number) => {
+  const out = new Map<string, number>()
+  for (const t of Fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [head, rest] = Fs.readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8").split(") ")
+      const name = Number(t) === pid ? "main" : head!.split(" (")[1]!
+      const f = rest!.split(" ")
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * (1000 / tick))
+    } catch {}
+  }
+  return out
+}
+const diff = (a: Map<string, number>, b: Map<string, number>, n: number) =>
+  [...b].map(([k, v]) => `${k}=${((v - (a.get(k) ?? 0)) / n).toFixed(2)}`).join(" ")
+
 const main = async () => {
   const dir = tempDir("remote-cpu-")
   const remoteUrl = `framed://127.0.0.1:${await freePort()}`
@@ -53,7 +69,7 @@ const main = async () => {
   const jobs = await connectJobs(localUrl)
   const tracers: Array<ChildProcess> = []
   const phase = async (label: string, on: string | undefined) => {
-    const spec = on === undefined ? { command: ["true"] } : { command: ["true"], on }
+    const spec: SubmitInput = on === undefined ? { command: ["true"] } : { command: ["true"], on }
     await jobs.wait(await jobs.submitMany(Array.from({ length: 50 }, () => spec)))
     if (process.env.STRACE && on !== undefined) {
       for (const [who, pid] of [["local", local.pid!], ["remote", remote.pid!]] as const) {
@@ -61,6 +77,7 @@ const main = async () => {
       }
       await new Promise((r) => setTimeout(r, 1000))
     }
+    const lt0 = threads(local.pid!), rt0 = threads(remote.pid!)
     const l0 = cpu(local.pid!), r0 = cpu(remote.pid!), me0 = process.cpuUsage()
     const t0 = performance.now()
     const ids = await jobs.submitMany(Array.from({ length: jobsN }, () => spec))
@@ -68,6 +85,8 @@ const main = async () => {
     const s = (performance.now() - t0) / 1000
     const l = cpu(local.pid!) - l0, r = cpu(remote.pid!) - r0, me = process.cpuUsage(me0)
     for (const t of tracers.splice(0)) t.kill("SIGINT")
+    console.log(`  local threads ms/job: ${diff(lt0, threads(local.pid!), jobsN)}`)
+    console.log(`  remote threads ms/job: ${diff(rt0, threads(remote.pid!), jobsN)}`)
     console.log(`${label}: ${(jobsN / s).toFixed(0)}/s  local ${(l / jobsN).toFixed(2)} ms/job  remote ${(r / jobsN).toFixed(2)} ms/job  client ${((me.user + me.system) / 1000 / jobsN).toFixed(2)} ms/job`)
   }
   for (let i = 0; i < Number(process.env.R ?? 2); i++) {
