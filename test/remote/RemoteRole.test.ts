@@ -181,7 +181,7 @@ describe("terminate and failures", () => {
     await eventually(async () => {
       const records = await pair.jobs.list({ ids: [...ids] })
       return records.every((r) => r.transportState === "running" || r.transportState === "acknowledged") ? true : undefined
-    }, 20_000, "the jobs to reach the remote")
+    }, 40_000, "the jobs to reach the remote")
     await pair.jobs.close()
     await pair.local.stop("SIGKILL")
     // The remote carries on and finishes while the local server is down.
@@ -202,7 +202,7 @@ describe("terminate and failures", () => {
       assert.strictEqual(record.attempts, 1, "the results of the first attempts are recorded, nothing ran again")
       assert.strictEqual(Fs.readFileSync(record.outputs[0]!, "utf8"), `result-${ids.indexOf(record.id)}\n`)
     }
-  }, 90_000)
+  }, 120_000)
 
   it("a remote job's output can be followed while it runs", async () => {
     const id = await pair.jobs.submit({
