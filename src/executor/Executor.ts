@@ -45,4 +45,10 @@ export class Executor extends Context.Tag("troupe/Executor")<Executor, {
    * or undefined when it did not start and needs `run`.
    */
   readonly runNow?: (request: RunRequest) => RunOutcome | Effect.Effect<RunOutcome> | undefined
+  /**
+   * Optional hint: true when `runNow` is expected to end an attempt of this spec synchronously (a
+   * registered function whose last in-process call answered synchronously). Queues may then start
+   * such attempts back to back, since they never execute at the same time.
+   */
+  readonly isSynchronous?: (spec: JobSpec) => boolean
 }>() {}

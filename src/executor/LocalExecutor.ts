@@ -29,7 +29,8 @@ export const make: Effect.Effect<
         return problem === undefined ? Effect.void : Effect.fail(problem)
       }),
     run: (request) => request.spec.fn === undefined ? shell.run(request) : functions.run(request),
-    runNow: (request) => request.spec.fn === undefined ? undefined : functions.runNow(request)
+    runNow: (request) => request.spec.fn === undefined ? undefined : functions.runNow(request),
+    isSynchronous: (spec) => spec.fn !== undefined && functions.isSynchronous(spec)
   })
 })
 

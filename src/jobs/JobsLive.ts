@@ -150,6 +150,7 @@ export const make = (options: RuntimeOptions) =>
           return Effect.isEffect(outcome) ? Effect.map(outcome, (o) => resultOf(job, o)) : resultOf(job, outcome)
         }
       }),
+      ...(executor.isSynchronous === undefined ? {} : { synchronous: (job: ReadyJob) => executor.isSynchronous!(job.spec) }),
       run: (job, attempt) =>
         Effect.map(
           executor.run({
