@@ -19,7 +19,7 @@ import { Batch } from "./LedgerBatch.js"
 import { JobTable } from "./JobTable.js"
 import type { LiveJob, LiveState } from "./JobTable.js"
 import { dependenciesFirst, findCycle } from "../internal/Dependencies.js"
-import type { AttemptResult, Kill, LedgerMessage, Resend, Start } from "./LedgerProtocol.js"
+import type { AttemptResult, Kill, LedgerMessage, Resend, Start, SubmitEach } from "./LedgerProtocol.js"
 
 /** What the ledger is wired to. */
 export interface LedgerDeps {
@@ -80,6 +80,9 @@ export const make = (deps: LedgerDeps) => {
                   return step(i + 1)
                 })
               }
+              case "SubmitEach":
+                submitEach(message, envelope, tx)
+                break
               case "Start":
                 start(message, envelope, tx)
                 break
@@ -187,6 +190,36 @@ export const make = (deps: LedgerDeps) => {
     tx.replies.push(() => envelope.reply(Exit.succeed(ids)))
   }
 
+  // Plain specs from separate callers: each one is refused or inserted on its own.
+  const submitEach = (message: SubmitEach, envelope: Envelope<LedgerMessage>, tx: Batch) => {
+    const specs = message.specs
+    const results: Array<JobId | QueueFull> = new Array(specs.length)
+    const now = Date.now()
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!
+      const queue = spec.queue ?? defaultQueue
+      const full = queueFull(queue, 1)
+      if (full !== undefined) {
+        results[i] = full
+        continue
+      }
+      const id = makeJobId()
+      insert(id, spec, now, tx)
+      results[i] = id
+    }
+    tx.replies.push(() => envelope.reply(Exit.succeed(results)))
+  }
+
+  const queueFull = (queue: string, added: number): QueueFull | undefined => {
+    const capacity = deps.capacity(queue)
+    if (table.waiting(queue) + added <= capacity) return undefined
+    return new QueueFull({
+      queue,
+      capacity,
+      message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
+    })
+  }
+
   // A new job enters the table as held, queued, running (a free slot was claimed for it), or at
   // once failed when a dependency has failed.
   const insert = (id: JobId, spec: JobSpec, now: number, tx: Batch) => {
@@ -292,14 +325,8 @@ export const make = (deps: LedgerDeps) => {
       added.set(queue, (added.get(queue) ?? 0) + 1)
     }
     for (const [queue, n] of added) {
-      const capacity = deps.capacity(queue)
-      if (table.waiting(queue) + n > capacity) {
-        return new QueueFull({
-          queue,
-          capacity,
-          message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
-        })
-      }
+      const full = queueFull(queue, n)
+      if (full !== undefined) return full
     }
     return undefined
   }

@@ -1,6 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -14,7 +15,7 @@ import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Actor from "../actors/Actor.js"
-import type { MailboxFull } from "../actors/Actor.js"
+import { MailboxFull } from "../actors/Actor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
 import type { StoreError } from "../domain/Errors.js"
@@ -32,7 +33,7 @@ import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Jobs } from "./Jobs.js"
 import type { JobSpecInput, SubmitError } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
-import { Finish, Flush, Kill, Progress, Resend, Start, Submit } from "./LedgerProtocol.js"
+import { Finish, Flush, Kill, Progress, Resend, Start, Submit, SubmitEach } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
 
@@ -201,11 +202,46 @@ export const make = (options: RuntimeOptions) =>
         )
       })
 
+    // Plain single submits made in the same tick travel to the ledger together, in one message
+    // (sent once the tick's work is done), and each gets its own answer.
+    let group: { readonly specs: Array<JobSpec>; readonly resumes: Array<(effect: Effect.Effect<JobId, SubmitError>) => void> } | undefined
+    const sendGroup = () => {
+      const { resumes, specs } = group!
+      group = undefined
+      const sent = ledgerRef.unsafeAsk(new SubmitEach({ specs }, true), (exit) => {
+        if (Exit.isFailure(exit)) {
+          const failure = Exit.failCause(exit.cause)
+          for (const resume of resumes) resume(failure)
+          return
+        }
+        const results = exit.value
+        for (let i = 0; i < resumes.length; i++) {
+          const result = results[i]!
+          resumes[i]!(typeof result === "string" ? Exit.succeed(result) : Exit.fail(result))
+        }
+      })
+      if (!sent) {
+        const full = overloaded(new MailboxFull({ actor: "ledger", capacity: 65_536, message: "the ledger's mailbox is full" }))
+        for (const resume of resumes) resume(full)
+      }
+    }
+    const submitInGroup = (spec: JobSpec) =>
+      Effect.async<JobId, SubmitError>((resume) => {
+        if (group === undefined) {
+          group = { specs: [], resumes: [] }
+          queueMicrotask(sendGroup)
+        }
+        group.specs.push(spec)
+        group.resumes.push(resume)
+      })
+    const isPlain = (spec: JobSpec) => spec.id === undefined && spec.key === undefined && (spec.after === undefined || spec.after.length === 0)
+
     const submit = (input: JobSpecInput | JobSpec) =>
       Effect.suspend((): Effect.Effect<JobId, SubmitError> => {
         if (!accepting) return Effect.fail(shuttingDown)
         const spec = toSpec(input)
         if (Either.isLeft(spec)) return Effect.fail(spec.left)
+        if (isPlain(spec.right)) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
         return Effect.zipRight(
           executor.validate(spec.right),
           ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
