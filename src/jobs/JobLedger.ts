@@ -64,6 +64,7 @@ export const make = (deps: LedgerDeps) => {
     return (batch: ReadonlyArray<Envelope<LedgerMessage>>) =>
       Effect.suspend(() => {
         const tx = new Batch()
+        tx.events = deps.wantsEvents()
         const step = (from: number): Effect.Effect<void, StoreError> => {
           for (let i = from; i < batch.length; i++) {
             const envelope = batch[i]!
@@ -255,7 +256,6 @@ export const make = (deps: LedgerDeps) => {
     }
     tx.newIds.add(id)
     if (spec.key !== undefined) tx.keys.set(spec.key, id)
-    tx.queueOf.set(id, queue)
     tx.inserts.push({
       id,
       name: spec.name ?? null,
@@ -268,7 +268,11 @@ export const make = (deps: LedgerDeps) => {
       submittedAt: now,
       attempts: job.attempts
     } satisfies NewJobRow)
-    if (state === "running") {
+    // The insert writes these transitions itself (triggers): the batch keeps them for events only.
+    if (!tx.events) {
+      // Nothing to publish.
+    } else if (state === "running") {
+      tx.queueOf.set(id, queue)
       tx.transitions.push({ id, from: null, to: "queued", at: now, attempt: 0, exitCode: null, reason: null })
       tx.transitions.push({
         id,
@@ -282,6 +286,7 @@ export const make = (deps: LedgerDeps) => {
         byInsert: true
       })
     } else {
+      tx.queueOf.set(id, queue)
       tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
     }
     if (state === "failed") {
@@ -345,17 +350,12 @@ export const make = (deps: LedgerDeps) => {
   const finish = (result: AttemptResult, tx: Batch) => {
     const job = table.live.get(result.id)
     if (job === undefined || job.state !== "running") return
-    const details = {
-      exitCode: result.exitCode,
-      reason: result.reason,
-      outputs: result.outputs,
-      ...(result.result === undefined ? {} : { result: result.result })
-    }
+    // The result carries the details of the end: exit code, reason, outputs and the function's result.
     if (result.state !== "completed" && result.state !== "killed" && job.attempts < job.maxAttempts) {
-      table.retry(job, result.state, tx, details)
+      table.retry(job, result.state, tx, result)
       return
     }
-    table.move(job, result.state, tx, details)
+    table.move(job, result.state, tx, result)
   }
 
   const kill = (message: Kill, known: ReadonlyMap<JobId, JobState>, envelope: Envelope<LedgerMessage>, tx: Batch) => {

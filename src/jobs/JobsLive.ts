@@ -27,6 +27,7 @@ import { isTerminal } from "../domain/JobState.js"
 import { Executor } from "../executor/Executor.js"
 import type { RunOutcome } from "../executor/Executor.js"
 import * as OutputFollower from "../executor/OutputFollower.js"
+import * as Instance from "../internal/Instance.js"
 import { JobStore } from "../store/JobStore.js"
 import { Completions } from "./Completions.js"
 import type { Dispatch, ReadyJob } from "./Dispatch.js"
@@ -79,7 +80,9 @@ export const make = (options: RuntimeOptions) =>
     const queueOptions = (queue: string) => options.queues?.[queue] ?? {}
     const concurrencyOf = (queue: string) => queueOptions(queue).concurrency ?? options.cores
     const capacityOf = (queue: string) => queueOptions(queue).capacity ?? options.defaultCapacity ?? defaultCapacity
-    const jobDir = (id: JobId) => path.join(options.dataDir, "jobs", id)
+    // Ids are safe file names: joining them needs no normalising.
+    const jobsRoot = path.join(options.dataDir, "jobs")
+    const jobDir = (id: JobId) => jobsRoot + path.sep + id
 
     const queues = new Map<string, QueueActor.QueueHandle>()
 
@@ -313,7 +316,7 @@ export const make = (options: RuntimeOptions) =>
           return
         }
         if (waitOptions?.timeout !== undefined) {
-          const timeout = Duration.decode(waitOptions.timeout)
+          const timeout = decodeDuration(waitOptions.timeout)
           timer = setTimeout(() => {
             unregister()
             resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
@@ -431,6 +434,19 @@ export const make = (options: RuntimeOptions) =>
     })
   })
 
+// Timeouts are usually the same few strings ("120 seconds"): parse each once.
+const parsedDurations = new Map<string, Duration.Duration>()
+const decodeDuration = (input: Duration.DurationInput): Duration.Duration => {
+  if (typeof input !== "string") return Duration.decode(input)
+  let duration = parsedDurations.get(input)
+  if (duration === undefined) {
+    duration = Duration.decode(input)
+    if (parsedDurations.size >= 64) parsedDurations.clear()
+    parsedDurations.set(input, duration)
+  }
+  return duration
+}
+
 const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob>> => {
   const byQueue = new Map<string, Array<ReadyJob>>()
   for (const job of jobs) {
@@ -465,11 +481,11 @@ const simpleSpec = (input: unknown): Either.Either<JobSpec, never> | undefined =
   const { args, command, fn } = record
   if (fn !== undefined) {
     if (typeof fn !== "string" || fn.length === 0 || command !== undefined) return undefined
-    return Either.right(new JobSpec(keys === 2 ? { fn, args } : { fn }, { disableValidation: true }))
+    return Either.right(Instance.trusted(JobSpec, keys === 2 ? { fn, args } : { fn }))
   }
   if (keys !== 1 || !Array.isArray(command) || command.length === 0) return undefined
   for (const part of command) if (typeof part !== "string") return undefined
-  return Either.right(new JobSpec({ command: command.slice() as [string, ...Array<string>] }, { disableValidation: true }))
+  return Either.right(Instance.trusted(JobSpec, { command: command.slice() as [string, ...Array<string>] }))
 }
 
 /** The Jobs service over a JobStore and an Executor. */
