@@ -27,6 +27,7 @@ import { isTerminal } from "../domain/JobState.js"
 import { Executor } from "../executor/Executor.js"
 import type { RunOutcome } from "../executor/Executor.js"
 import * as OutputFollower from "../executor/OutputFollower.js"
+import { Deadlines } from "../internal/Deadlines.js"
 import * as Instance from "../internal/Instance.js"
 import { JobStore } from "../store/JobStore.js"
 import { Completions } from "./Completions.js"
@@ -244,7 +245,11 @@ export const make = (options: RuntimeOptions) =>
         if (!accepting) return Effect.fail(shuttingDown)
         const spec = toSpec(input)
         if (Either.isLeft(spec)) return Effect.fail(spec.left)
-        if (isPlain(spec.right)) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
+        if (isPlain(spec.right)) {
+          if (executor.check === undefined) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
+          const problem = executor.check(spec.right)
+          return problem === undefined ? submitInGroup(spec.right) : Effect.fail(problem)
+        }
         return Effect.zipRight(
           executor.validate(spec.right),
           ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
@@ -302,12 +307,14 @@ export const make = (options: RuntimeOptions) =>
         }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
       })
 
-    // One unfinished job, the common case: a callback from the ledger and, with a timeout, one timer.
+    // One unfinished job, the common case: a callback from the ledger and, with a timeout, a deadline
+    // on the timer that all such waits share.
+    const deadlines = new Deadlines()
     const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
       Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
-        let timer: NodeJS.Timeout | undefined
+        let cancelTimeout: (() => void) | undefined
         const unregister = completions.register(id, (record) => {
-          clearTimeout(timer)
+          cancelTimeout?.()
           resume(Effect.succeed([record]))
         })
         if (ledger.view.stateOf(id) === undefined) {
@@ -317,13 +324,13 @@ export const make = (options: RuntimeOptions) =>
         }
         if (waitOptions?.timeout !== undefined) {
           const timeout = decodeDuration(waitOptions.timeout)
-          timer = setTimeout(() => {
+          cancelTimeout = deadlines.add(Duration.toMillis(timeout), () => {
             unregister()
             resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
-          }, Duration.toMillis(timeout))
+          })
         }
         return Effect.sync(() => {
-          clearTimeout(timer)
+          cancelTimeout?.()
           unregister()
         })
       })
