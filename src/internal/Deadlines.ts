@@ -7,6 +7,7 @@ export class Deadlines {
   private readonly buckets = new Map<number, Set<() => void>>()
   private timer: ReturnType<typeof setTimeout> | undefined
   private armedFor = Infinity
+  private pending = 0
 
   constructor(private readonly tickMs = 20) {}
 
@@ -18,19 +19,32 @@ export class Deadlines {
       bucket = new Set()
       this.buckets.set(due, bucket)
     }
+    if (!bucket.has(onTimeout)) this.pending++
     bucket.add(onTimeout)
     if (due < this.armedFor) this.arm(due)
     const owner = bucket
     return () => {
-      if (owner.delete(onTimeout) && owner.size === 0 && this.buckets.get(due) === owner) this.buckets.delete(due)
+      if (!owner.delete(onTimeout)) return
+      if (owner.size === 0 && this.buckets.get(due) === owner) this.buckets.delete(due)
+      // With nothing left to time out, no timer keeps the process alive.
+      if (--this.pending === 0) this.disarm()
     }
   }
 
   /** Deadlines still pending. */
   get size(): number {
-    let n = 0
-    for (const bucket of this.buckets.values()) n += bucket.size
-    return n
+    return this.pending
+  }
+
+  /** Whether a timer is set (only while deadlines are pending). */
+  get armed(): boolean {
+    return this.timer !== undefined
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.armedFor = Infinity
   }
 
   private arm(due: number): void {
@@ -44,14 +58,17 @@ export class Deadlines {
     this.armedFor = Infinity
     const now = Date.now()
     let earliest = Infinity
-    const due: Array<Set<() => void>> = []
+    const due: Array<() => void> = []
     for (const [at, bucket] of this.buckets) {
       if (at <= now) {
         this.buckets.delete(at)
-        due.push(bucket)
+        this.pending -= bucket.size
+        // Emptied, so that a late cancel of a deadline that fired is a no-op.
+        for (const onTimeout of bucket) due.push(onTimeout)
+        bucket.clear()
       } else if (at < earliest) earliest = at
     }
     if (earliest < Infinity) this.arm(earliest)
-    for (const bucket of due) for (const onTimeout of bucket) onTimeout()
+    for (const onTimeout of due) onTimeout()
   }
 }

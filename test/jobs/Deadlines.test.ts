@@ -17,7 +17,10 @@ describe("Deadlines", () => {
       const cancel = deadlines.add(30, () => {
         cancelledFired = true
       })
+      assert.isTrue(deadlines.armed)
       cancel()
+      // Nothing pending: no timer holds the process.
+      assert.isFalse(deadlines.armed)
       const [a, b, c] = yield* Effect.all([firesAfter(deadlines, 60), firesAfter(deadlines, 10), firesAfter(deadlines, 0)], {
         concurrency: "unbounded"
       })
@@ -28,5 +31,10 @@ describe("Deadlines", () => {
       assert.isAtLeast(c!, 0)
       assert.isFalse(cancelledFired)
       assert.strictEqual(deadlines.size, 0)
+      assert.isFalse(deadlines.armed)
+      const later = deadlines.add(60_000, () => {})
+      assert.isTrue(deadlines.armed)
+      later()
+      assert.isFalse(deadlines.armed)
     }))
 })
