@@ -34,6 +34,8 @@ export class RunOutcome extends Schema.Class<RunOutcome>("RunOutcome")({
 export class Executor extends Context.Tag("troupe/Executor")<Executor, {
   /** Check what can be checked before storing: the command exists, the cwd exists, the function is registered. */
   readonly validate: (spec: JobSpec) => Effect.Effect<void, InvalidSpec>
+  /** Optional synchronous form of `validate`, for executors that decide at once: the problem, or undefined. */
+  readonly check?: (spec: JobSpec) => InvalidSpec | undefined
   /**
    * Run one attempt to the end. Never fails: a bad exit, a timeout or a spawn error is an outcome.
    * Interrupting the effect kills the whole process group and waits for it to go.
@@ -45,4 +47,10 @@ export class Executor extends Context.Tag("troupe/Executor")<Executor, {
    * or undefined when it did not start and needs `run`.
    */
   readonly runNow?: (request: RunRequest) => RunOutcome | Effect.Effect<RunOutcome> | undefined
+  /**
+   * Optional hint: true when `runNow` is expected to end an attempt of this spec synchronously (a
+   * registered function whose last in-process call answered synchronously). Queues may then start
+   * such attempts back to back, since they never execute at the same time.
+   */
+  readonly isSynchronous?: (spec: JobSpec) => boolean
 }>() {}

@@ -8,6 +8,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as os from "node:os"
 import { Piscina } from "piscina"
+import type { JobSpec } from "../domain/JobSpec.js"
 import type { RunOutcome, RunRequest } from "./Executor.js"
 import { type FunctionDefinition, Functions } from "./Functions.js"
 import { completed, failed, messageOf, timedOut } from "./internal/outcome.js"
@@ -18,6 +19,8 @@ export class FunctionRunner extends Context.Tag("troupe/FunctionRunner")<Functio
   readonly run: (request: RunRequest) => Effect.Effect<RunOutcome>
   /** Start an in-process attempt now; see `Executor.runNow`. */
   readonly runNow: (request: RunRequest) => RunOutcome | Effect.Effect<RunOutcome> | undefined
+  /** True when the spec's function runs in process and its last call through `runNow` answered synchronously. */
+  readonly isSynchronous: (spec: JobSpec) => boolean
 }>() {}
 
 /** Tuning for the worker-thread pool used by `placement: "thread"`. */
@@ -71,15 +74,30 @@ export const make = (
         onTimeout: () => timedOut(timeLimitMs)
       })
     }
+    // Definitions whose last call through runNow answered synchronously.
+    const synchronous = new WeakSet<FunctionDefinition>()
+    const runsInPlace = (spec: JobSpec) => spec.placement !== "thread" && spec.timeLimitMs === undefined
+    const isSynchronous = (spec: JobSpec): boolean => {
+      if (!runsInPlace(spec)) return false
+      const definition = functions.lookup(spec.fn ?? "")
+      return definition !== undefined && synchronous.has(definition)
+    }
     // No fiber for a function that answers synchronously; a time limit needs the fiber path.
     const runNow = (request: RunRequest): RunOutcome | Effect.Effect<RunOutcome> | undefined => {
       const spec = request.spec
-      if (spec.placement === "thread" || spec.timeLimitMs !== undefined) return undefined
+      if (!runsInPlace(spec)) return undefined
       const name = spec.fn ?? ""
       const definition = functions.lookup(name)
       if (definition === undefined) return undefined
+      const outcome = callNow(name, definition, spec.args)
+      if (outcome === undefined || Effect.isEffect(outcome)) synchronous.delete(definition)
+      else synchronous.add(definition)
+      return outcome
+    }
+    // Calls the function in the caller's fiber: its outcome, the rest as an effect, or undefined.
+    const callNow = (name: string, definition: FunctionDefinition, args: unknown): RunOutcome | Effect.Effect<RunOutcome> | undefined => {
       const codec = codecOf(definition)
-      const decoded = codec.decodeNow(spec.args)
+      const decoded = codec.decodeNow(args)
       if (Either.isLeft(decoded)) return isForbidden(decoded.left) ? undefined : invalidArgs(name, decoded.left)
       let result: unknown
       try {
@@ -96,7 +114,7 @@ export const make = (
       if (isForbidden(encoded.left)) return finishCall(name, codec, Effect.succeed(result))
       return failed(`the result of ${name} does not match its success schema: ${encoded.left.message}`)
     }
-    return { run, runNow }
+    return { run, runNow, isSynchronous }
   })
 
 /** Provides a function runner; needs the Functions registry. */

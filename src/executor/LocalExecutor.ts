@@ -28,8 +28,10 @@ export const make: Effect.Effect<
         const problem = checker.check(spec)
         return problem === undefined ? Effect.void : Effect.fail(problem)
       }),
+    check: (spec) => checker.check(spec),
     run: (request) => request.spec.fn === undefined ? shell.run(request) : functions.run(request),
-    runNow: (request) => request.spec.fn === undefined ? undefined : functions.runNow(request)
+    runNow: (request) => request.spec.fn === undefined ? undefined : functions.runNow(request),
+    isSynchronous: (spec) => spec.fn !== undefined && functions.isSynchronous(spec)
   })
 })
 

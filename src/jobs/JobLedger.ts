@@ -19,7 +19,7 @@ import { Batch } from "./LedgerBatch.js"
 import { JobTable } from "./JobTable.js"
 import type { LiveJob, LiveState } from "./JobTable.js"
 import { dependenciesFirst, findCycle } from "../internal/Dependencies.js"
-import type { AttemptResult, Kill, LedgerMessage, Resend, Start } from "./LedgerProtocol.js"
+import type { AttemptResult, Kill, LedgerMessage, Resend, Start, SubmitEach } from "./LedgerProtocol.js"
 
 /** What the ledger is wired to. */
 export interface LedgerDeps {
@@ -64,6 +64,7 @@ export const make = (deps: LedgerDeps) => {
     return (batch: ReadonlyArray<Envelope<LedgerMessage>>) =>
       Effect.suspend(() => {
         const tx = new Batch()
+        tx.events = deps.wantsEvents()
         const step = (from: number): Effect.Effect<void, StoreError> => {
           for (let i = from; i < batch.length; i++) {
             const envelope = batch[i]!
@@ -80,6 +81,9 @@ export const make = (deps: LedgerDeps) => {
                   return step(i + 1)
                 })
               }
+              case "SubmitEach":
+                submitEach(message, envelope, tx)
+                break
               case "Start":
                 start(message, envelope, tx)
                 break
@@ -187,6 +191,36 @@ export const make = (deps: LedgerDeps) => {
     tx.replies.push(() => envelope.reply(Exit.succeed(ids)))
   }
 
+  // Plain specs from separate callers: each one is refused or inserted on its own.
+  const submitEach = (message: SubmitEach, envelope: Envelope<LedgerMessage>, tx: Batch) => {
+    const specs = message.specs
+    const results: Array<JobId | QueueFull> = new Array(specs.length)
+    const now = Date.now()
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!
+      const queue = spec.queue ?? defaultQueue
+      const full = queueFull(queue, 1)
+      if (full !== undefined) {
+        results[i] = full
+        continue
+      }
+      const id = makeJobId()
+      insert(id, spec, now, tx)
+      results[i] = id
+    }
+    tx.replies.push(() => envelope.reply(Exit.succeed(results)))
+  }
+
+  const queueFull = (queue: string, added: number): QueueFull | undefined => {
+    const capacity = deps.capacity(queue)
+    if (table.waiting(queue) + added <= capacity) return undefined
+    return new QueueFull({
+      queue,
+      capacity,
+      message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
+    })
+  }
+
   // A new job enters the table as held, queued, running (a free slot was claimed for it), or at
   // once failed when a dependency has failed.
   const insert = (id: JobId, spec: JobSpec, now: number, tx: Batch) => {
@@ -222,7 +256,6 @@ export const make = (deps: LedgerDeps) => {
     }
     tx.newIds.add(id)
     if (spec.key !== undefined) tx.keys.set(spec.key, id)
-    tx.queueOf.set(id, queue)
     tx.inserts.push({
       id,
       name: spec.name ?? null,
@@ -235,7 +268,11 @@ export const make = (deps: LedgerDeps) => {
       submittedAt: now,
       attempts: job.attempts
     } satisfies NewJobRow)
-    if (state === "running") {
+    // The insert writes these transitions itself (triggers): the batch keeps them for events only.
+    if (!tx.events) {
+      // Nothing to publish.
+    } else if (state === "running") {
+      tx.queueOf.set(id, queue)
       tx.transitions.push({ id, from: null, to: "queued", at: now, attempt: 0, exitCode: null, reason: null })
       tx.transitions.push({
         id,
@@ -249,6 +286,7 @@ export const make = (deps: LedgerDeps) => {
         byInsert: true
       })
     } else {
+      tx.queueOf.set(id, queue)
       tx.transitions.push({ id, from: null, to: state, at: now, attempt: 0, exitCode: null, reason: failedBy ?? null })
     }
     if (state === "failed") {
@@ -292,14 +330,8 @@ export const make = (deps: LedgerDeps) => {
       added.set(queue, (added.get(queue) ?? 0) + 1)
     }
     for (const [queue, n] of added) {
-      const capacity = deps.capacity(queue)
-      if (table.waiting(queue) + n > capacity) {
-        return new QueueFull({
-          queue,
-          capacity,
-          message: `queue ${queue} is full (${capacity} jobs waiting); try again later or raise its capacity`
-        })
-      }
+      const full = queueFull(queue, n)
+      if (full !== undefined) return full
     }
     return undefined
   }
@@ -318,17 +350,12 @@ export const make = (deps: LedgerDeps) => {
   const finish = (result: AttemptResult, tx: Batch) => {
     const job = table.live.get(result.id)
     if (job === undefined || job.state !== "running") return
-    const details = {
-      exitCode: result.exitCode,
-      reason: result.reason,
-      outputs: result.outputs,
-      ...(result.result === undefined ? {} : { result: result.result })
-    }
+    // The result carries the details of the end: exit code, reason, outputs and the function's result.
     if (result.state !== "completed" && result.state !== "killed" && job.attempts < job.maxAttempts) {
-      table.retry(job, result.state, tx, details)
+      table.retry(job, result.state, tx, result)
       return
     }
-    table.move(job, result.state, tx, details)
+    table.move(job, result.state, tx, result)
   }
 
   const kill = (message: Kill, known: ReadonlyMap<JobId, JobState>, envelope: Envelope<LedgerMessage>, tx: Batch) => {

@@ -9,6 +9,8 @@ import type { Completions } from "./Completions.js"
 import type { Batch } from "./LedgerBatch.js"
 import { recordOf } from "./LedgerBatch.js"
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
 /** The states an unfinished job can be in. */
 export type LiveState = "held" | "queued" | "running"
 
@@ -96,21 +98,22 @@ export class JobTable {
   ): void {
     const now = Date.now()
     const from = job.state
-    tx.queueOf.set(job.id, job.queue)
-    tx.transitions.push({
+    if (tx.events) tx.queueOf.set(job.id, job.queue)
+    const row: Mutable<TransitionRow> = {
       id: job.id,
       from,
       to,
       at: now,
       attempt: job.attempts,
       exitCode: details.exitCode ?? null,
-      reason: details.reason ?? null,
-      ...(details.result === undefined ? {} : { result: details.result }),
-      ...(details.outputs === undefined ? {} : { outputs: details.outputs }),
-      ...(details.runAfter === undefined ? {} : { runAfter: details.runAfter }),
-      ...(to === "running" ? { location: job.spec.on ?? null } : {}),
-      ...(details.spec === undefined ? {} : { spec: details.spec })
-    })
+      reason: details.reason ?? null
+    }
+    if (details.result !== undefined) row.result = details.result
+    if (details.outputs !== undefined) row.outputs = details.outputs
+    if (details.runAfter !== undefined) row.runAfter = details.runAfter
+    if (to === "running") row.location = job.spec.on ?? null
+    if (details.spec !== undefined) row.spec = details.spec
+    tx.transitions.push(row)
     if (isTerminal(to)) {
       this.track(job, -1)
       this.live.delete(job.id)

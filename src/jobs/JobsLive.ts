@@ -1,6 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -14,7 +15,7 @@ import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Actor from "../actors/Actor.js"
-import type { MailboxFull } from "../actors/Actor.js"
+import { MailboxFull } from "../actors/Actor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
 import type { StoreError } from "../domain/Errors.js"
@@ -26,13 +27,15 @@ import { isTerminal } from "../domain/JobState.js"
 import { Executor } from "../executor/Executor.js"
 import type { RunOutcome } from "../executor/Executor.js"
 import * as OutputFollower from "../executor/OutputFollower.js"
+import { Deadlines } from "../internal/Deadlines.js"
+import * as Instance from "../internal/Instance.js"
 import { JobStore } from "../store/JobStore.js"
 import { Completions } from "./Completions.js"
 import type { Dispatch, ReadyJob } from "./Dispatch.js"
 import { Jobs } from "./Jobs.js"
 import type { JobSpecInput, SubmitError } from "./Jobs.js"
 import * as JobLedger from "./JobLedger.js"
-import { Finish, Flush, Kill, Progress, Resend, Start, Submit } from "./LedgerProtocol.js"
+import { Finish, Flush, Kill, Progress, Resend, Start, Submit, SubmitEach } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
 
@@ -78,7 +81,9 @@ export const make = (options: RuntimeOptions) =>
     const queueOptions = (queue: string) => options.queues?.[queue] ?? {}
     const concurrencyOf = (queue: string) => queueOptions(queue).concurrency ?? options.cores
     const capacityOf = (queue: string) => queueOptions(queue).capacity ?? options.defaultCapacity ?? defaultCapacity
-    const jobDir = (id: JobId) => path.join(options.dataDir, "jobs", id)
+    // Ids are safe file names: joining them needs no normalising.
+    const jobsRoot = path.join(options.dataDir, "jobs")
+    const jobDir = (id: JobId) => jobsRoot + path.sep + id
 
     const queues = new Map<string, QueueActor.QueueHandle>()
 
@@ -150,6 +155,7 @@ export const make = (options: RuntimeOptions) =>
           return Effect.isEffect(outcome) ? Effect.map(outcome, (o) => resultOf(job, o)) : resultOf(job, outcome)
         }
       }),
+      ...(executor.isSynchronous === undefined ? {} : { synchronous: (job: ReadyJob) => executor.isSynchronous!(job.spec) }),
       run: (job, attempt) =>
         Effect.map(
           executor.run({
@@ -200,11 +206,50 @@ export const make = (options: RuntimeOptions) =>
         )
       })
 
+    // Plain single submits made in the same tick travel to the ledger together, in one message
+    // (sent once the tick's work is done), and each gets its own answer.
+    let group: { readonly specs: Array<JobSpec>; readonly resumes: Array<(effect: Effect.Effect<JobId, SubmitError>) => void> } | undefined
+    const sendGroup = () => {
+      const { resumes, specs } = group!
+      group = undefined
+      const sent = ledgerRef.unsafeAsk(new SubmitEach({ specs }, true), (exit) => {
+        if (Exit.isFailure(exit)) {
+          const failure = Exit.failCause(exit.cause)
+          for (const resume of resumes) resume(failure)
+          return
+        }
+        const results = exit.value
+        for (let i = 0; i < resumes.length; i++) {
+          const result = results[i]!
+          resumes[i]!(typeof result === "string" ? Exit.succeed(result) : Exit.fail(result))
+        }
+      })
+      if (!sent) {
+        const full = overloaded(new MailboxFull({ actor: "ledger", capacity: 65_536, message: "the ledger's mailbox is full" }))
+        for (const resume of resumes) resume(full)
+      }
+    }
+    const submitInGroup = (spec: JobSpec) =>
+      Effect.async<JobId, SubmitError>((resume) => {
+        if (group === undefined) {
+          group = { specs: [], resumes: [] }
+          queueMicrotask(sendGroup)
+        }
+        group.specs.push(spec)
+        group.resumes.push(resume)
+      })
+    const isPlain = (spec: JobSpec) => spec.id === undefined && spec.key === undefined && (spec.after === undefined || spec.after.length === 0)
+
     const submit = (input: JobSpecInput | JobSpec) =>
       Effect.suspend((): Effect.Effect<JobId, SubmitError> => {
         if (!accepting) return Effect.fail(shuttingDown)
         const spec = toSpec(input)
         if (Either.isLeft(spec)) return Effect.fail(spec.left)
+        if (isPlain(spec.right)) {
+          if (executor.check === undefined) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
+          const problem = executor.check(spec.right)
+          return problem === undefined ? submitInGroup(spec.right) : Effect.fail(problem)
+        }
         return Effect.zipRight(
           executor.validate(spec.right),
           ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
@@ -262,12 +307,14 @@ export const make = (options: RuntimeOptions) =>
         }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
       })
 
-    // One unfinished job, the common case: a callback from the ledger and, with a timeout, one timer.
+    // One unfinished job, the common case: a callback from the ledger and, with a timeout, a deadline
+    // on the timer that all such waits share.
+    const deadlines = new Deadlines()
     const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
       Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
-        let timer: NodeJS.Timeout | undefined
+        let cancelTimeout: (() => void) | undefined
         const unregister = completions.register(id, (record) => {
-          clearTimeout(timer)
+          cancelTimeout?.()
           resume(Effect.succeed([record]))
         })
         if (ledger.view.stateOf(id) === undefined) {
@@ -276,14 +323,14 @@ export const make = (options: RuntimeOptions) =>
           return
         }
         if (waitOptions?.timeout !== undefined) {
-          const timeout = Duration.decode(waitOptions.timeout)
-          timer = setTimeout(() => {
+          const timeout = decodeDuration(waitOptions.timeout)
+          cancelTimeout = deadlines.add(Duration.toMillis(timeout), () => {
             unregister()
             resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
-          }, Duration.toMillis(timeout))
+          })
         }
         return Effect.sync(() => {
-          clearTimeout(timer)
+          cancelTimeout?.()
           unregister()
         })
       })
@@ -394,6 +441,19 @@ export const make = (options: RuntimeOptions) =>
     })
   })
 
+// Timeouts are usually the same few strings ("120 seconds"): parse each once.
+const parsedDurations = new Map<string, Duration.Duration>()
+const decodeDuration = (input: Duration.DurationInput): Duration.Duration => {
+  if (typeof input !== "string") return Duration.decode(input)
+  let duration = parsedDurations.get(input)
+  if (duration === undefined) {
+    duration = Duration.decode(input)
+    if (parsedDurations.size >= 64) parsedDurations.clear()
+    parsedDurations.set(input, duration)
+  }
+  return duration
+}
+
 const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob>> => {
   const byQueue = new Map<string, Array<ReadyJob>>()
   for (const job of jobs) {
@@ -428,11 +488,11 @@ const simpleSpec = (input: unknown): Either.Either<JobSpec, never> | undefined =
   const { args, command, fn } = record
   if (fn !== undefined) {
     if (typeof fn !== "string" || fn.length === 0 || command !== undefined) return undefined
-    return Either.right(new JobSpec(keys === 2 ? { fn, args } : { fn }, { disableValidation: true }))
+    return Either.right(Instance.trusted(JobSpec, keys === 2 ? { fn, args } : { fn }))
   }
   if (keys !== 1 || !Array.isArray(command) || command.length === 0) return undefined
   for (const part of command) if (typeof part !== "string") return undefined
-  return Either.right(new JobSpec({ command: command.slice() as [string, ...Array<string>] }, { disableValidation: true }))
+  return Either.right(Instance.trusted(JobSpec, { command: command.slice() as [string, ...Array<string>] }))
 }
 
 /** The Jobs service over a JobStore and an Executor. */

@@ -1,4 +1,5 @@
 import type { JobId } from "../domain/JobId.js"
+import * as Instance from "../internal/Instance.js"
 import { JobRecord } from "../domain/JobRecord.js"
 import type { JobState } from "../domain/JobState.js"
 import type { NewJobRow, ProgressRow, TransitionRow } from "../store/JobStore.js"
@@ -7,6 +8,8 @@ import type { LiveJob } from "./JobTable.js"
 
 /** Everything one batch of ledger messages changes, applied together after one commit. */
 export class Batch {
+  /** Whether anybody listens to events: transitions that only events need are skipped otherwise. */
+  events = true
   readonly inserts: Array<NewJobRow> = []
   readonly transitions: Array<TransitionRow> = []
   readonly progress: Array<ProgressRow> = []
@@ -31,7 +34,7 @@ export const recordOf = (
   now: number,
   details: Partial<Pick<TransitionRow, "exitCode" | "reason" | "result" | "outputs">>
 ) =>
-  new JobRecord({
+  Instance.trusted(JobRecord, {
     id: job.id,
     name: job.spec.name ?? null,
     queue: job.queue,
@@ -48,5 +51,5 @@ export const recordOf = (
     finishedAt: now,
     location: job.spec.on ?? null,
     transportState: null
-  }, { disableValidation: true })
+  })
 

@@ -11,6 +11,17 @@ export class Submit extends Schema.TaggedRequest<Submit>()("Submit", {
   payload: { specs: Schema.Array(JobSpec) }
 }) {}
 
+/**
+ * Store jobs submitted one at a time by different callers, each judged on its own as if it came
+ * alone: plain specs (no id, idempotency key or dependencies). Replies, in order, with each job's
+ * id or the QueueFull that refused it, once committed.
+ */
+export class SubmitEach extends Schema.TaggedRequest<SubmitEach>()("SubmitEach", {
+  failure: StoreError,
+  success: Schema.Array(Schema.Union(JobId, QueueFull)),
+  payload: { specs: Schema.Array(JobSpec) }
+}) {}
+
 /** A queue asks to begin attempts; replies with each job's attempt number, or 0 when it must not run. */
 export class Start extends Schema.TaggedRequest<Start>()("Start", {
   failure: StoreError,
@@ -68,6 +79,6 @@ export class Flush extends Schema.TaggedRequest<Flush>()("Flush", {
 }) {}
 
 /** The job ledger's protocol. */
-export const LedgerMessage = Schema.Union(Submit, Start, Finish, Progress, Kill, Resend, Flush)
+export const LedgerMessage = Schema.Union(Submit, SubmitEach, Start, Finish, Progress, Kill, Resend, Flush)
 /** A message to the job ledger. */
 export type LedgerMessage = typeof LedgerMessage.Type

@@ -61,6 +61,8 @@ export interface QueueWiring {
   readonly run: (job: ReadyJob, attempt: number) => Effect.Effect<AttemptResult>
   /** Run an attempt at once when it can end synchronously (a plain function); undefined otherwise. */
   readonly runNow?: (job: ReadyJob, attempt: number) => AttemptResult | Effect.Effect<AttemptResult> | undefined
+  /** True when `runNow` is expected to end the job's attempt synchronously (see `chained` below). */
+  readonly synchronous?: (job: ReadyJob) => boolean
   /** Hand finished attempts to the ledger. */
   readonly report: (results: ReadonlyArray<AttemptResult>) => void
 }
@@ -115,6 +117,16 @@ export const make = (options: {
     const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
     const killReasons = new Map<JobId, string>()
     let wakeAt = Infinity
+    // Jobs expected to end synchronously, taken without cores and not yet begun. Such attempts never
+    // execute at the same time (each runs to its end in place), so while a core is free a round may
+    // take many of them: their starts share one commit instead of one commit per core per round.
+    // Each takes a core while it executes; one that finds none free waits for one (`deferred`), and
+    // one that unexpectedly goes asynchronous keeps its core until it ends.
+    const chained = new Set<JobId>()
+    const deferred = new Map<JobId, readonly [job: ReadyJob, attempt: number]>()
+    const chainable = (job: ReadyJob) =>
+      wiring.synchronous !== undefined && usedCores < options.concurrency && chained.size < maxChained &&
+      job.spec.on === undefined && wiring.synchronous(job)
 
     const actor: Actor.ActorRef<QueueMessage> = yield* Actor.make<QueueMessage, never>({
       name: `queue:${options.name}`,
@@ -154,6 +166,11 @@ export const make = (options: {
             killReasons.set(id, reason)
             const fiber = running.get(id)
             if (fiber !== undefined) Effect.runFork(Fiber.interruptFork(fiber))
+            const waiting = deferred.get(id)
+            if (waiting !== undefined) {
+              deferred.delete(id)
+              collectEnds(ended, () => begin(waiting[0], waiting[1]))
+            }
           }
           break
         case "Launch":
@@ -199,13 +216,15 @@ export const make = (options: {
             parked.push(ready.pop()!)
             continue
           }
+          const sync = chainable(next.job)
           // A job sent to a remote uses the remote's cores, which its own queue counts, not ours.
-          const want = next.job.spec.on !== undefined ? 0 : Math.min(next.job.spec.cores ?? 1, options.concurrency)
+          const want = sync || next.job.spec.on !== undefined ? 0 : Math.min(next.job.spec.cores ?? 1, options.concurrency)
           if (usedCores + want > options.concurrency) break
           ready.pop()
           known.delete(next.job.id)
           usedCores += want
           cores.set(next.job.id, want)
+          if (sync) chained.add(next.job.id)
           starts.push(next.job)
         }
         for (const entry of parked) ready.push(entry)
@@ -243,6 +262,14 @@ export const make = (options: {
       if (reason !== undefined) {
         return finished(job.id, { id: job.id, state: "killed", exitCode: null, reason, outputs: [] })
       }
+      if (chained.delete(job.id)) {
+        if (usedCores >= options.concurrency) {
+          deferred.set(job.id, [job, attempt])
+          return
+        }
+        usedCores += 1
+        cores.set(job.id, 1)
+      }
       const now = wiring.runNow?.(job, attempt)
       if (now !== undefined && !Effect.isEffect(now)) return finished(job.id, now)
       const fiber = Effect.runSync(Effect.forkIn(runner(job, attempt, now), options.runnerScope))
@@ -252,6 +279,8 @@ export const make = (options: {
     const release = (id: JobId) => {
       usedCores -= cores.get(id) ?? 0
       cores.delete(id)
+      chained.delete(id)
+      deferred.delete(id)
       running.delete(id)
       killReasons.delete(id)
     }
@@ -280,12 +309,30 @@ export const make = (options: {
     // start shares the ledger's next commit with this end.
     const finished = (id: JobId, result: AttemptResult | null) => {
       release(id)
+      if (deferred.size > 0) beginDeferred()
       if (collecting !== undefined) {
         if (result !== null) collecting.push(result)
         return
       }
       if (result !== null) wiring.report([result])
       if (ready.size > 0 && !paused) Effect.runSync(fill())
+    }
+    // Chained jobs that found every core taken begin, in order, as cores free up.
+    let beginning = false
+    const beginDeferred = () => {
+      if (beginning) return
+      beginning = true
+      try {
+        for (const [id, [job, attempt]] of deferred) {
+          if (usedCores >= options.concurrency) break
+          deferred.delete(id)
+          // Begun as a chained job: it takes a core now.
+          chained.add(id)
+          begin(job, attempt)
+        }
+      } finally {
+        beginning = false
+      }
     }
     // While a started round begins, ends are collected here instead of reported one by one.
     let collecting: Array<AttemptResult> | undefined
@@ -335,7 +382,7 @@ export const make = (options: {
       actor,
       concurrency: options.concurrency,
       running,
-      starting: () => starting,
+      starting: () => starting + deferred.size,
       pause: () => {
         paused = true
       },
@@ -345,6 +392,12 @@ export const make = (options: {
       },
       claim: (job) => {
         if (paused || inFlight > 0 || ready.size > 0 || known.has(job.id) || cores.has(job.id)) return false
+        if (chainable(job)) {
+          cores.set(job.id, 0)
+          chained.add(job.id)
+          starting += 1
+          return true
+        }
         const want = Math.min(job.spec.cores ?? 1, options.concurrency)
         if (usedCores + want > options.concurrency) return false
         usedCores += want
@@ -365,6 +418,9 @@ export const make = (options: {
       }
     }
   })
+
+// The most jobs of one queue taken ahead of their cores because they end synchronously.
+const maxChained = 1024
 
 interface Entry {
   readonly job: ReadyJob

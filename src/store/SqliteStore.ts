@@ -91,6 +91,7 @@ const prepare = (client: SqliteClient.SqliteClient, filename: string) =>
     yield* sql`PRAGMA synchronous = NORMAL`
     // Keep the hot index pages in memory: list queries over a million jobs stay fast.
     yield* sql`PRAGMA cache_size = -65536`
+    yield* sql`PRAGMA temp_store = MEMORY`
     // Checkpoint less often: hot pages are then written back once per many commits.
     yield* sql`PRAGMA wal_autocheckpoint = 8192`
     yield* sql`BEGIN IMMEDIATE`.pipe(Effect.zipRight(sql`COMMIT`), Effect.mapError((cause) => inUse(filename, cause)))

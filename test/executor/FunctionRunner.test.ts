@@ -88,6 +88,24 @@ describe("FunctionRunner", () => {
         assert.strictEqual(date.result, "1970-01-01T00:00:00.000Z")
       }))
 
+    it.effect("says a function runs synchronously once its last in-process call answered synchronously", () =>
+      Effect.gen(function*() {
+        const runner = yield* FunctionRunner.FunctionRunner
+        const spec = (fn: string, extra: { placement?: "thread"; timeLimitMs?: number } = {}) =>
+          requestFor("/tmp/troupe-unused", { fn, args: { a: 1, b: 2 }, ...extra })
+        assert.isFalse(runner.isSynchronous(spec("add").spec))
+        const now = runner.runNow(spec("add"))
+        assert.isFalse(now === undefined || Effect.isEffect(now))
+        assert.isTrue(runner.isSynchronous(spec("add").spec))
+        assert.isFalse(runner.isSynchronous(spec("add", { timeLimitMs: 1000 }).spec))
+        assert.isFalse(runner.isSynchronous(spec("add", { placement: "thread" }).spec))
+        const later = runner.runNow(spec("addAsync"))
+        assert.isTrue(later !== undefined && Effect.isEffect(later))
+        if (later !== undefined && Effect.isEffect(later)) yield* later
+        assert.isFalse(runner.isSynchronous(spec("addAsync").spec))
+        assert.isFalse(runner.isSynchronous(spec("nosuch").spec))
+      }))
+
     it.effect("reports arguments that do not decode", () =>
       Effect.gen(function*() {
         const outcome = yield* run({ fn: "add", args: { a: 1, b: "two" } })

@@ -25,8 +25,14 @@ const registry = {
 const provideExecutor = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   effect.pipe(Effect.provide(LocalExecutor.layer({ killGraceMs: 300 })), Effect.provide(Functions.layer(registry)))
 
+// Every check runs through both forms, `validate` and the synchronous `check`, which must agree.
 const validate = (spec: ConstructorParameters<typeof JobSpec>[0]) =>
-  Effect.flatMap(Executor, (executor) => Effect.either(executor.validate(new JobSpec(spec))))
+  Effect.flatMap(Executor, (executor) =>
+    Effect.map(Effect.either(executor.validate(new JobSpec(spec))), (result) => {
+      const now = executor.check!(new JobSpec(spec))
+      assert.strictEqual(now === undefined ? "ok" : `${now.reason}: ${now.message}`, reasonOf(result))
+      return result
+    }))
 
 const reasonOf = (result: Either.Either<void, { readonly reason: string; readonly message: string }>) =>
   Either.isLeft(result) ? `${result.left.reason}: ${result.left.message}` : "ok"

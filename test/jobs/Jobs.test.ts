@@ -237,6 +237,24 @@ describe("Jobs (embedded runtime)", () => {
       yield* jobs.kill([running])
     }), { queues: { tiny: { concurrency: 1, capacity: 2 } } }))
 
+  it.live("single submits made together are each answered on their own: a full queue refuses only those past its capacity", () =>
+    withRuntime(Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const running = yield* jobs.submit({ command: ["sleep", "30"], queue: "tiny" })
+      yield* waitUntil(jobs.get(running), (r) => r.state === "running", "the first job to run")
+      const answers = yield* Effect.all(
+        Array.from({ length: 5 }, () => Effect.either(jobs.submit({ fn: "noop", queue: "tiny" }))),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(answers.map((a) => a._tag === "Right" ? "id" : a.left._tag), ["id", "id", "QueueFull", "QueueFull", "QueueFull"])
+      const ids = answers.flatMap((a) => a._tag === "Right" ? [a.right] : [])
+      assert.strictEqual(new Set(ids).size, 2)
+      assert.deepStrictEqual((yield* jobs.list({ queue: "tiny", states: ["queued"] })).map((r) => r.id).sort(), [...ids].sort())
+      yield* jobs.kill([running])
+      const records = yield* jobs.wait(ids)
+      assert.isTrue(records.every((r) => r.state === "completed"))
+    }), { queues: { tiny: { concurrency: 1, capacity: 2 } } }))
+
   it.live("bad input gets typed errors", () =>
     withRuntime(Effect.gen(function*() {
       const jobs = yield* Jobs
