@@ -58,8 +58,12 @@ export const make = <E>(options: DirectClientOptions<E>): Effect.Effect<DirectCl
 // ---------------------------------------------------------------------------------------------
 // private
 
-/** After a route could not be opened, calls go through the server for this long before it is tried again. */
+/**
+ * After a route could not be opened, calls go through the server for this long before it is tried
+ * again; doubled after each failure in a row, up to `maxRetryMs`.
+ */
 const retryMs = 250
+const maxRetryMs = 30_000
 
 type Resume<E> = (effect: Effect.Effect<unknown, E | ModuleError>) => void
 
@@ -67,6 +71,7 @@ interface Slot<E> {
   route: Route<E> | undefined
   opening: boolean
   retryAt: number
+  failures: number
 }
 
 class Routes<E> {
@@ -85,7 +90,7 @@ class Routes<E> {
     if (slot?.route !== undefined) return slot.route
     if (this.closed || this.port === null) return undefined
     if (slot === undefined) {
-      slot = { route: undefined, opening: false, retryAt: 0 }
+      slot = { route: undefined, opening: false, retryAt: 0, failures: 0 }
       this.slots.set(module, slot)
     }
     if (!slot.opening && Date.now() >= slot.retryAt) this.open(module, slot)
@@ -110,12 +115,14 @@ class Routes<E> {
       onFailure: () =>
         Effect.sync(() => {
           slot.opening = false
-          slot.retryAt = Date.now() + retryMs
+          slot.retryAt = Date.now() + Math.min(maxRetryMs, retryMs * 2 ** slot.failures)
+          slot.failures++
         }),
       onSuccess: (route) =>
         Effect.sync(() => {
           slot.opening = false
           if (this.closed || this.slots.get(module) !== slot) return route.destroy()
+          slot.failures = 0
           if (route.usable) slot.route = route
         })
     }))

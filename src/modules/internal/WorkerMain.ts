@@ -244,6 +244,8 @@ const routes = new Set<Route>()
 
 const adopt = (socket: Net.Socket, clientIp: string): void => {
   socket.setNoDelay(true)
+  // A client that vanished without closing is noticed, so that a stopping worker is not held up by it.
+  socket.setKeepAlive(true, 15_000)
   const writer = new FrameWriter<DirectReply>(socket)
   const reply = (message: DirectReply): void => {
     try {
