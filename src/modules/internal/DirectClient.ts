@@ -10,7 +10,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Runtime from "effect/Runtime"
+import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import * as Handshake from "../../transport/Handshake.js"
@@ -42,7 +42,9 @@ export interface DirectClient<E> {
 /** Direct routes for the scope; closing it closes them. */
 export const make = <E>(options: DirectClientOptions<E>): Effect.Effect<DirectClient<E>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Routes open in fibers of the scope: closing it interrupts one still opening (a one-shot client
+    // does not wait for it to exit).
+    const runFork = yield* FiberSet.makeRuntime<never>()
     const routes = new Routes(options, (effect) => void runFork(effect))
     yield* Effect.addFinalizer(() => Effect.sync(() => routes.close()))
     return {
