@@ -201,7 +201,8 @@ const invoke = (id: number, fn: string | null, args: ReadonlyArray<unknown>, cli
     return failed(sink, id, "call-failed", error)
   }
   if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
-    ;(result as PromiseLike<unknown>).then((value) => ok(sink, id, value), (error) => failed(sink, id, "call-failed", error))
+    // As a real promise: a thenable that settles twice must not give its slot back twice.
+    Promise.resolve(result).then((value) => ok(sink, id, value), (error) => failed(sink, id, "call-failed", error))
   } else ok(sink, id, result)
 }
 
