@@ -2,6 +2,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -218,6 +219,26 @@ describe("direct routes (a typed client calls the module's worker process itself
     }))
 })
 
+describe("direct routes when the server restarts", () => {
+  it.scopedLive("a client whose server was killed and started again finds the new direct listener and takes a route again", () =>
+    Effect.gen(function*() {
+      const dir = project(modules)
+      config(dir, { math: ["./math.mjs", "*", null] })
+      const port = yield* Effect.promise(() => freePort())
+      const framed = `framed://127.0.0.1:${port}`
+      const start = () =>
+        spawnRole(["--role=module", "--config", Path.join(dir, "server.config.json"), "--listen", framed, "--compat", "off"], { port, cwd: dir })
+      const first = yield* Effect.acquireRelease(Effect.promise(start), (r) => Effect.promise(() => r.stop("SIGKILL")))
+      const client = yield* ModulesClient.make(framed)
+      const before = (yield* viaRoute(first, client.com("math", "pid"))) as number
+      yield* Effect.promise(() => first.stop("SIGKILL"))
+      const second = yield* Effect.acquireRelease(Effect.promise(start), (r) => Effect.promise(() => r.stop("SIGKILL")))
+      // The old worker is gone with its server; the client reconnects, and its route goes to the new worker.
+      const after = (yield* viaRoute(second, Effect.orDie(Effect.retry(client.com("math", "pid"), { times: 100, schedule: Schedule.spaced("50 millis") })))) as number
+      assert.notStrictEqual(after, before)
+    }))
+})
+
 describe("direct routes with a shared secret", () => {
   let role: RoleProcess
   let framed = ""
@@ -282,19 +303,23 @@ describe("direct routes with a shared secret", () => {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** Runs `call` until a run succeeds while the role's process is stopped (SIGSTOP), at most ~10 s. */
+/**
+ * Runs `call` until a run succeeds while the role's process is stopped (SIGSTOP), for at most 30 s;
+ * between tries the server runs undisturbed for a moment, so that a route being opened can finish.
+ */
 const viaRoute = <A, E>(role: RoleProcess, call: Effect.Effect<A, E>): Effect.Effect<A> =>
   Effect.gen(function*() {
     const pid = role.child.pid!
-    for (let attempt = 0; attempt < 40; attempt++) {
+    const deadline = Date.now() + 30_000
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
       // A call first: the first one to a module opens its route.
       yield* Effect.either(call)
+      if (attempt > 0) yield* Effect.sleep("200 millis")
       process.kill(pid, "SIGSTOP")
       const result = yield* Effect.either(Effect.timeout(call, "250 millis")).pipe(
         Effect.ensuring(Effect.sync(() => process.kill(pid, "SIGCONT")))
       )
       if (Either.isRight(result)) return result.right
-      yield* Effect.sleep("50 millis")
     }
     return yield* Effect.dieMessage("the call never took a direct route")
   })

@@ -116,6 +116,8 @@ class Routes<E> {
     this.fork(Effect.matchEffect(this.connect(module), {
       onFailure: () =>
         Effect.sync(() => {
+          // Ask for the port again next time: the server may have restarted on another one.
+          if (typeof this.port === "number") this.port = undefined
           slot.opening = false
           slot.retryAt = Date.now() + Math.min(maxRetryMs, retryMs * 2 ** slot.failures)
           slot.failures++
