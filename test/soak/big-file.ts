@@ -1,6 +1,8 @@
 /**
  * Soak: one file through the mailbox over every transport, with peak resident memory.
- *   node --import tsx test/soak/big-file.ts [sizeMiB=1024] [tcp,unix,framed,folder]
+ *   node --import tsx test/soak/big-file.ts [sizeMiB=1024] [tcp,unix,framed,folder] [push|pull]
+ * push (the default): the connecting end sends (Upload); pull: the listening end sends, and the
+ * connecting end downloads it (how a remote's outputs come back).
  * Prints, per transport, the time, MB/s and how much the process grew while the file moved.
  */
 import * as Chunk from "effect/Chunk"
@@ -17,6 +19,7 @@ import * as NetworkMailbox from "../../src/transport/mailbox/NetworkMailbox.js"
 
 const sizeMiB = Number(process.argv[2] ?? 1024)
 const schemes = (process.argv[3] ?? "tcp,unix,framed,folder").split(",")
+const pull = process.argv[4] === "pull"
 const Message = Schema.Struct({ name: Schema.String })
 
 const freePort = (): Promise<number> =>
@@ -70,8 +73,8 @@ const main = async () => {
         let peak = baseline
         const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
         const t0 = performance.now()
-        yield* connector.send({ name: "big" }, "big", { [source]: "big.bin" })
-        const [delivery] = Chunk.toArray(yield* listener.messages.pipe(Stream.take(1), Stream.runCollect))
+        yield* (pull ? listener : connector).send({ name: "big" }, "big", { [source]: "big.bin" })
+        const [delivery] = Chunk.toArray(yield* (pull ? connector : listener).messages.pipe(Stream.take(1), Stream.runCollect))
         const seconds = (performance.now() - t0) / 1000
         clearInterval(sampler)
         const received = delivery!.files.get("big.bin")!
