@@ -3,6 +3,7 @@ import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -11,6 +12,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ConfigError, ModuleError } from "../modules/Errors.js"
+import * as DirectClient from "../modules/internal/DirectClient.js"
 import type { ConfigReport, ModuleEvent, ModuleInfo, ReloadOutcome } from "../modules/ModuleInfo.js"
 import { ModulesRpc, type PeerAddress } from "../protocol/ModulesRpc.js"
 import * as Endpoint from "../transport/Endpoint.js"
@@ -27,6 +29,12 @@ export type ModulesClientError = ModuleError | ServerUnreachable
 export interface ModulesClientOptions extends Transport.ClientOptions {
   /** A file holding the shared secret; read when `secret` is not given. Defaults to TROUPE_SECRET_FILE. */
   readonly secretFile?: string | undefined
+  /**
+   * Over framed:// and tcp://, call each module's worker process directly (one hop instead of two
+   * through the server) once a route to it is open; default true. Calls go through the server
+   * whenever a route cannot be had.
+   */
+  readonly direct?: boolean | undefined
 }
 
 /** A typed client of a module server (the `module` role), over any transport. */
@@ -68,7 +76,17 @@ export const make = Effect.fn("ModulesClient.make")(function*(url: string, optio
   const endpoint = yield* Endpoint.parse(url)
   const secret = options.secret ?? (yield* Secret.resolve(options.secretFile))
   const rpc = yield* Transport.makeClient(ModulesRpc, endpoint, { ...options, secret }).pipe(Effect.mapError(unreachable))
-  return fromRpcClient(Endpoint.format(endpoint), rpc)
+  const client = fromRpcClient(Endpoint.format(endpoint), rpc)
+  if (options.direct === false || (endpoint._tag !== "Framed" && endpoint._tag !== "Tcp")) return client
+  const routes = yield* DirectClient.make({
+    host: endpoint.host,
+    secret,
+    connectTimeout: Duration.decode(options.connectTimeout ?? "5 seconds"),
+    // A server without direct routes (an older one) fails the request: calls then go through it.
+    port: rpc.Route(undefined),
+    viaServer: (module, fn, args) => client.com(module, fn, ...args)
+  })
+  return ModulesClient.of({ ...client, com: (module, fn, ...args) => routes.com(module, fn, args) })
 }) satisfies (
   url: string,
   options?: ModulesClientOptions

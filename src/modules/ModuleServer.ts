@@ -8,11 +8,12 @@ import * as PubSub from "effect/PubSub"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Net from "node:net"
 import * as Path from "node:path"
 import type { RestartPolicy } from "../actors/Supervisor.js"
 import * as Supervisor from "../actors/Supervisor.js"
 import * as Config from "./Config.js"
-import { type ConfigError, ModuleError } from "./Errors.js"
+import { type ConfigError, ModuleError, type ModuleFailure } from "./Errors.js"
 import { FileWatch } from "./FileWatch.js"
 import { ConfigReport, type ModuleEvent, type ModuleInfo, type ReloadOutcome } from "./ModuleInfo.js"
 import * as ModuleLog from "./ModuleLog.js"
@@ -42,6 +43,12 @@ export interface ModuleServerOptions {
   readonly spareWorkers?: boolean | undefined
 }
 
+/** Why a module cannot take a direct route now. */
+export interface ModuleRefusal {
+  readonly reason: ModuleFailure
+  readonly message: string
+}
+
 /** The module server: user modules in supervised worker processes, configured by a watched JSON file. */
 export class ModuleServer extends Context.Tag("troupe/ModuleServer")<ModuleServer, {
   /** The config file. */
@@ -57,6 +64,11 @@ export class ModuleServer extends Context.Tag("troupe/ModuleServer")<ModuleServe
   ) => Effect.Effect<unknown, ModuleError>
   /** The same for callback code: `call.done` runs exactly once. */
   readonly submit: (module: string, call: Call) => void
+  /**
+   * Hands a client's connection (authenticated, paused, nothing unread) to the worker of `module`,
+   * as a direct route (internal/DirectWire.ts); otherwise answers why not, and the socket is the caller's.
+   */
+  readonly route: (module: string, socket: Net.Socket, clientIp: string) => ModuleRefusal | undefined
   /** A module's help, or without a name the server's: its modules and protocol. */
   readonly help: (module?: string) => Effect.Effect<string, ModuleError>
   /** The names of the loaded modules starting with `prefix`, in config order. */
@@ -94,6 +106,12 @@ export const make = (options: ModuleServerOptions): Effect.Effect<ModuleServer["
           const worker = registry.modules.get(module)
           return worker === undefined ? Effect.fail(notFound(module)) : worker.call(fn, args, clientIp)
         }),
+      route: (module, socket, clientIp) => {
+        const worker = registry.modules.get(module)
+        if (worker === undefined) return { reason: "not-found", message: notFound(module).message }
+        const refusal = worker.adopt(socket, clientIp)
+        return refusal === undefined ? undefined : { reason: refusal.reason, message: refusal.message }
+      },
       submit: (module, call) => {
         const worker = registry.modules.get(module)
         if (worker === undefined) return call.done({ ok: false, reason: "not-found", message: notFound(module).message, traceback: "" })

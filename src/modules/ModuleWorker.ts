@@ -6,6 +6,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import { ModuleEvent, ModuleInfo, type ModuleStatus, ReloadOutcome } from "./ModuleInfo.js"
 import * as Scope from "effect/Scope"
+import type * as Net from "node:net"
 import type { RestartPolicy } from "../actors/Supervisor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { isTypeScript, type ModuleEntry } from "./Config.js"
@@ -48,6 +49,8 @@ export interface ModuleWorker {
   readonly call: (fn: string | null, args: ReadonlyArray<unknown>, clientIp: string) => Effect.Effect<unknown, ModuleError>
   /** The same as `call` for callback code (the compat listener): `done` runs exactly once. */
   readonly submit: (call: Call) => void
+  /** Hands a client's socket to the active worker (a direct route); otherwise says why not. */
+  readonly adopt: (socket: Net.Socket, clientIp: string) => (CallResult & { ok: false }) | undefined
   /** The module's help text. */
   readonly help: Effect.Effect<string, ModuleError>
   /** Loads the module's code again (with `entry` when the config changed it); the old code serves until the new is ready. */
@@ -89,6 +92,19 @@ type Spawned =
   | { readonly _tag: "Ready"; readonly worker: WorkerProcess; readonly info: ReadyInfo }
   | { readonly _tag: "Failed"; readonly failure: LoadFailure }
 
+// How long a reload waits for the replaced worker to say it takes no more direct calls (it answers
+// at once unless its event loop is blocked; past this the reload completes anyway).
+const retireReportMs = 2000
+
+const within = (promise: Promise<void>, ms: number): Promise<void> =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    void promise.then(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+
 class WorkerCrashed extends Schema.TaggedError<WorkerCrashed>()("WorkerCrashed", { message: Schema.String }) {}
 
 class ModuleActor {
@@ -124,6 +140,7 @@ class ModuleActor {
       entry: () => this.entry,
       call: (fn, args, clientIp) => this.call(fn, args, clientIp),
       submit: (call) => this.dispatcher.submit(call),
+      adopt: (socket, clientIp) => this.adopt(socket, clientIp),
       help: Effect.suspend(() =>
         this.ready !== undefined && this.status === "ready"
           ? Effect.succeed(this.ready.help)
@@ -185,13 +202,19 @@ class ModuleActor {
       }
       if (spawned._tag === "Failed") return Effect.fail(this.loadFailed(entry, spawned.failure, failure, first, baseline))
       const { info, worker } = spawned
-      this.install(entry, worker, info, baseline)
-      this.log("info", `${success} in ${Date.now() - started} ms (pid ${worker.pid}, ${info.files.length} local files)`)
-      this.publish(success, `${this.name} ${success} (generation ${this.generation}, pid ${worker.pid})`, worker.pid)
-      if (this.supervision === undefined) this.superviseFrom()
-      return Effect.succeed(
-        new ReloadOutcome({ module: this.name, generation: this.generation, pid: worker.pid ?? null, tookMs: Date.now() - started })
-      )
+      const retired = this.install(entry, worker, info, baseline)
+      // Once the old worker has stopped taking direct calls, every next call is served by the new code.
+      return Effect.map(Effect.promise(() => within(retired, retireReportMs)), () => {
+        this.log("info", `${success} in ${Date.now() - started} ms (pid ${worker.pid}, ${info.files.length} local files)`)
+        this.publish(success, `${this.name} ${success} (generation ${this.generation}, pid ${worker.pid})`, worker.pid)
+        if (this.supervision === undefined) this.superviseFrom()
+        return new ReloadOutcome({
+          module: this.name,
+          generation: this.generation,
+          pid: worker.pid ?? null,
+          tookMs: Date.now() - started
+        })
+      })
     })
   }
 
@@ -234,7 +257,8 @@ class ModuleActor {
         onFiles: (files) => {
           if (this.dispatcher.current === worker && this.entry.watch) this.context.watch.add(this.name, files)
         },
-        onExit: (code, signal) => this.exited(worker, code, signal)
+        onExit: (code, signal) => this.exited(worker, code, signal),
+        onSlots: () => this.dispatcher.slotsChanged(worker)
       })
       const { dispatch, exportName, file, name } = entry
       const spec = { name, file, exportName, dispatch, typescript }
@@ -253,16 +277,33 @@ class ModuleActor {
     })
   }
 
-  private install(entry: ModuleEntry, worker: WorkerProcess, info: ReadyInfo, baseline: Baseline): void {
+  // Resolves once the worker it replaces (if any) has stopped taking direct calls.
+  private install(entry: ModuleEntry, worker: WorkerProcess, info: ReadyInfo, baseline: Baseline): Promise<void> {
     this.generation++
     this.entry = entry
     this.ready = info
     this.loadedAt = Date.now()
     this.status = "ready"
     this.dispatcher.resize(entry.concurrency, entry.maxQueue)
-    this.dispatcher.install(worker)
+    const retired = this.dispatcher.install(worker)
     if (entry.watch) this.context.watch.set(this.name, info.files, baseline)
     else this.context.watch.remove(this.name)
+    return retired
+  }
+
+  /**
+   * Hands a client's socket to the active worker as a direct route; without one (the module is
+   * starting, restarting, failed or stopped) answers why, and the client calls through the server.
+   */
+  adopt(socket: Net.Socket, clientIp: string): CallResult & { ok: false } | undefined {
+    const worker = this.dispatcher.current
+    if (this.status === "ready" && worker !== undefined && worker.adopt(socket, clientIp)) return undefined
+    return this.dispatcher.refusal ?? {
+      ok: false,
+      reason: this.status === "stopped" ? "unloaded" : "restarting",
+      message: `${this.name} cannot take a direct route now (${this.status})`,
+      traceback: ""
+    }
   }
 
   // Supervision: the child waits for the active worker to crash; a restart runs it again, and it
@@ -305,7 +346,7 @@ class ModuleActor {
         return Effect.void
       }
       this.restarts++
-      this.install(this.entry, worker, info, snapshot([]))
+      void this.install(this.entry, worker, info, snapshot([]))
       this.publish("restarted", `${this.name} restarted (generation ${this.generation}, pid ${worker.pid}, restart ${this.restarts})`, worker.pid)
       return Effect.void
     })

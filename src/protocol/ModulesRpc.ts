@@ -27,5 +27,11 @@ export class ModulesRpc extends RpcGroup.make(
   Rpc.make("Status", { payload: { prefix: Schema.optional(Schema.String) }, success: Schema.Array(ModuleInfo) }),
   Rpc.make("Reload", { payload: { module: Schema.String }, success: ReloadOutcome, error: ModuleError }),
   Rpc.make("ReloadConfig", { success: ConfigReport, error: ConfigError }),
-  Rpc.make("Events", { success: ModuleEvent, stream: true })
+  Rpc.make("Events", { success: ModuleEvent, stream: true }),
+  /**
+   * The port of the direct-route listener beside this endpoint (on its host), or null when there is
+   * none (Unix sockets, folders): a client may then call a module's worker directly
+   * (modules/internal/DirectWire.ts), one hop instead of two.
+   */
+  Rpc.make("Route", { success: Schema.NullOr(Schema.Number) })
 ) {}

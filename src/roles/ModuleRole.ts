@@ -3,6 +3,7 @@ import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as CompatServer from "../modules/CompatServer.js"
+import * as DirectServer from "../modules/DirectServer.js"
 import type { ConfigError } from "../modules/Errors.js"
 import * as ModuleServer from "../modules/ModuleServer.js"
 import { ModulesRpc, PeerAddress } from "../protocol/ModulesRpc.js"
@@ -45,9 +46,13 @@ export const layer = (options: ModuleRoleOptions): Layer.Layer<never, ListenFail
   )
 }
 
-/** The ModulesRpc handlers over a ModuleServer; `peerOf` gives a connection's address by its clientId. */
+/**
+ * The ModulesRpc handlers over a ModuleServer; `peerOf` gives a connection's address by its clientId,
+ * `directPort` the port of the direct-route listener beside the endpoint (null for none).
+ */
 export const layerHandlers = (
-  peerOf: (clientId: number) => PeerAddress
+  peerOf: (clientId: number) => PeerAddress,
+  directPort: () => number | null = () => null
 ): Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof ModulesRpc>>, never, ModuleServer.ModuleServer> =>
   ModulesRpc.toLayer(Effect.gen(function*() {
     const modules = yield* ModuleServer.ModuleServer
@@ -59,7 +64,8 @@ export const layerHandlers = (
       Status: ({ prefix }) => Effect.sync(() => modules.status(prefix)),
       Reload: ({ module }) => modules.reload(module),
       ReloadConfig: () => modules.reloadConfig,
-      Events: () => modules.events
+      Events: () => modules.events,
+      Route: () => Effect.sync(directPort)
     }
   }))
 
@@ -67,18 +73,26 @@ export const layerHandlers = (
 // private
 
 // One endpoint: its own RpcServer and its own table of client addresses (client ids are per protocol).
+// A TCP endpoint (framed:// or tcp://) gets a direct-route listener on its host too.
 const layerListener = (
   endpoint: Endpoint.Endpoint,
   options: Transport.ServerOptions
 ): Layer.Layer<never, ListenFailed, ModuleServer.ModuleServer> =>
-  Layer.unwrapEffect(Effect.sync(() => {
+  Layer.unwrapScoped(Effect.gen(function*() {
     const peers = new Map<number, PeerAddress>()
     const none = new PeerAddress({ ip: endpoint._tag === "Folder" ? "folder" : "unix", port: 0 })
+    let direct: DirectServer.DirectServer | undefined
+    if (endpoint._tag === "Framed" || endpoint._tag === "Tcp") {
+      yield* Transport.checkExposure(endpoint, options)
+      const modules = yield* ModuleServer.ModuleServer
+      direct = yield* DirectServer.make(modules, { host: endpoint.host, secret: options.secret })
+    }
+    const directPort = direct === undefined ? null : direct.port
     return Transport.layerServer(ModulesRpc, endpoint, {
       ...options,
       onConnect: (clientId, peer) => peers.set(clientId, new PeerAddress({ ip: peer.host, port: peer.port })),
       onDisconnect: (clientId) => Effect.sync(() => peers.delete(clientId))
-    }).pipe(Layer.provide(layerHandlers((clientId) => peers.get(clientId) ?? none)))
+    }).pipe(Layer.provide(layerHandlers((clientId) => peers.get(clientId) ?? none, () => directPort)))
   }))
 
 const layerCompat = (options: ModuleRoleOptions): Layer.Layer<never, ListenFailed, ModuleServer.ModuleServer> => {

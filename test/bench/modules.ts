@@ -2,10 +2,11 @@
  * The module server (`node dist/node.js --role=module`, a child process; its module runs in a
  * worker process of its own):
  *  - `com()` round trips of a tiny echo, through the typed client (Effect, and the Promise facade)
- *    over framed:// and tcp://, and through the original line protocol (keep_alive); sequential
- *    (p50, p99, calls/s) and 16 clients, each its own connection. In the same run: Piscina 5 (a
- *    worker-thread pool) and raw child-process IPC (`process.send`, the limit), and the module
- *    server in this process (its server → worker hop alone, no client hop);
+ *    over framed:// and tcp:// (over its direct route to the worker: one hop), the same client
+ *    through the server (`direct: false`: two hops), and through the original line protocol
+ *    (keep_alive); sequential (p50, p99, calls/s) and 16 clients, each its own connection. In the
+ *    same run: Piscina 5 (a worker-thread pool) and raw child-process IPC (`process.send`, the
+ *    limit), and the module server in this process (its server → worker hop alone, no client hop);
  *  - reload: 20 saves of the module file, from the save to the first call answered by the new
  *    code, under a steady load of 4 callers, counting failed calls;
  *  - crash: `kill -9` of the worker, until a call is answered again.
@@ -120,14 +121,22 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
     yield* Effect.promise(() => measure("module server in this process, concurrency 16", call("echo16"), Array.from({ length: clients }, () => call("echo16"))))
   })))
 
-  // The typed client, Effect API: calls made inside Effect, one connection per client.
-  for (const [url, label] of [[framed, "framed://"], [tcp, "tcp://"]] as const) {
+  // The typed client, Effect API: calls made inside Effect, one connection per client; over its
+  // direct routes (the default), and through the server (two hops) for comparison.
+  const typedPaths = [
+    [framed, "framed://", true],
+    [tcp, "tcp://", true],
+    [framed, "framed:// through the server (direct: false)", false]
+  ] as const
+  for (const [url, label, direct] of typedPaths) {
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const connections = yield* Effect.all(Array.from({ length: clients }, () => ModulesClient.make(url)))
+      const connections = yield* Effect.all(Array.from({ length: clients }, () => ModulesClient.make(url, { direct })))
       for (const module of ["echo", "echo16"]) {
         const what = `typed client (Effect) over ${label}, ${module === "echo" ? "concurrency 1" : "concurrency 16"}`
         // The loops run inside Effect, as an Effect program's would.
         const calls = connections.map((c) => c.com(module, "echo", "x"))
+        // The warm-up opens every client's direct route too.
+        yield* Effect.forEach(calls, (call) => call, { discard: true })
         yield* warmEffect(calls[0]!)
         progress(name, `${what}: ${sequentialCalls} sequential`)
         const sequential = yield* timedEffect(sequentialCalls, [calls[0]!])
@@ -157,14 +166,16 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
   const raw = results.get("raw child-process IPC, process.send (the limit)")!
   const piscina = results.get("Piscina 5 worker threads")!
   const local = results.get("module server in this process (no client hop), concurrency 1")!
+  const twoHops = results.get("typed client (Effect) over framed:// through the server (direct: false), concurrency 1")!
   notes([
     `bar: com() p50 ≤ 100 µs through the typed client: ${ms(typed.sequential.p50)} over framed:// → ${verdict(typed.sequential.p50 <= 0.1)}`,
     `typed client over framed:// against raw IPC: p50 ${ratio(typed.sequential.p50, raw.sequential.p50)}, sequential rate ` +
     `${ratio(typed.sequentialRate, raw.sequentialRate)}, ${clients} clients ${ratio(typed16.concurrentRate, raw.concurrentRate)}`,
     `typed client over framed:// against Piscina: p50 ${ratio(typed.sequential.p50, piscina.sequential.p50)}, ` +
     `${clients} clients ${ratio(typed16.concurrentRate, piscina.concurrentRate)}`,
-    `the server → worker hop alone (in-process server): p50 ${ms(local.sequential.p50)}; the client hop adds ` +
-    `${ms(typed.sequential.p50 - local.sequential.p50)} at p50`
+    `the typed client's direct route (client → worker) against its path through the server (client → server → worker): ` +
+    `p50 ${ms(typed.sequential.p50)} against ${ms(twoHops.sequential.p50)}`,
+    `the server → worker hop alone (in-process server): p50 ${ms(local.sequential.p50)}`
   ])
 }
 

@@ -3,6 +3,11 @@
  * reload never runs more than the limit), the rest queued in order, each sent to the worker that
  * is active when its turn comes. A worker replaced by a reload retires once its last call ends.
  * Plain code on purpose: it is the hot path of every call.
+ *
+ * Clients with a direct route call the active worker without passing through here, so the worker
+ * enforces the limit itself, over the server's calls and the direct ones (WorkerMain.ts). This
+ * dispatcher gives it the slots: `concurrency` less those still held by retiring workers, which
+ * report each one they give back.
  */
 import type { Call, CallResult, WorkerProcess } from "./WorkerProcess.js"
 
@@ -65,21 +70,32 @@ export class Dispatcher {
    * Makes `worker` the one new calls go to and starts queued calls on it; the previous worker
    * (if any) retires when its last call ends. Clears the refusal.
    */
-  install(worker: WorkerProcess): void {
+  install(worker: WorkerProcess): Promise<void> {
     const previous = this.active
     this.active = worker
     this.refusal = undefined
+    let reported = Promise.resolve()
     if (previous !== undefined && previous !== worker) {
       this.retiring.add(previous)
-      this.retireIfIdle(previous)
+      reported = previous.retire()
     }
+    this.regrant()
+    if (previous !== undefined && previous !== worker) this.retireIfIdle(previous)
     this.pump()
+    return reported
   }
 
   /** Forgets the active worker (it died): nothing is sent until the next `install`. */
   lose(worker: WorkerProcess): void {
     if (this.active === worker) this.active = undefined
     this.retiring.delete(worker)
+    this.regrant()
+  }
+
+  /** A retiring worker gave slots back: they go to the active one, and the retiring one may stop. */
+  slotsChanged(worker: WorkerProcess): void {
+    this.regrant()
+    if (this.retiring.has(worker)) this.retireIfIdle(worker)
   }
 
   /** Answers every queued call with `result`. */
@@ -94,6 +110,7 @@ export class Dispatcher {
   resize(concurrency: number, maxQueue: number): void {
     this.concurrency = concurrency
     this.maxQueue = maxQueue
+    this.regrant()
     this.pump()
   }
 
@@ -138,8 +155,16 @@ export class Dispatcher {
     }
   }
 
+  // The active worker's limit: the module's concurrency less the slots retiring workers still hold.
+  private regrant(): void {
+    if (this.active === undefined) return
+    let held = 0
+    for (const worker of this.retiring) held += worker.held
+    this.active.setLimit(Math.max(0, this.concurrency - held))
+  }
+
   private retireIfIdle(worker: WorkerProcess): void {
-    if (worker.inFlight > 0) return
+    if (worker.inFlight > 0 || worker.held > 0) return
     this.retiring.delete(worker)
     this.retire(worker)
   }

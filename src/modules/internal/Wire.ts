@@ -5,20 +5,25 @@
  * so that a worker starts fast and pays no runtime per call.
  *
  * Messages are small arrays whose first element is the kind. Server to worker:
- *   [Call, id, fn, args, clientIp]   [Load, spec]   [Stop]
+ *   [Call, id, fn, args, clientIp]   [Load, spec]   [Stop]   [Limit, n]   [Retire]
  * Worker to server:
  *   [Ok, id, value]   [Err, id, reason, message, traceback]   [Ready, info]
- *   [LoadFailed, message, traceback]   [Files, paths]   [Hello]
+ *   [LoadFailed, message, traceback]   [Files, paths]   [Hello]   [Retired, running]   [Freed]
+ *
+ * The worker runs at most `Limit` calls at once, counting the server's calls and those of the
+ * clients it serves directly (DirectWire.ts); the server sets the limit so that a module never runs
+ * more than its concurrency across worker generations. A worker told to `Retire` takes no new
+ * direct calls, answers with the number of calls it is running, then `Freed` each time one ends.
  */
 import { Packr, Unpackr } from "msgpackr"
 import type * as Net from "node:net"
 import type { ModuleFailure } from "../Errors.js"
 
 /** Message kinds from the server to a worker. */
-export const ToWorker = { Call: 0, Load: 1, Stop: 2 } as const
+export const ToWorker = { Call: 0, Load: 1, Stop: 2, Limit: 3, Retire: 4 } as const
 
 /** Message kinds from a worker to the server. */
-export const FromWorker = { Ok: 0, Err: 1, Ready: 2, LoadFailed: 3, Files: 4, Hello: 5 } as const
+export const FromWorker = { Ok: 0, Err: 1, Ready: 2, LoadFailed: 3, Files: 4, Hello: 5, Retired: 6, Freed: 7 } as const
 
 /** What a worker is told to load. */
 export interface LoadSpec {
@@ -51,6 +56,8 @@ export type ToWorkerMessage =
   | readonly [kind: typeof ToWorker.Call, id: number, fn: string | null, args: ReadonlyArray<unknown>, clientIp: string]
   | readonly [kind: typeof ToWorker.Load, spec: LoadSpec]
   | readonly [kind: typeof ToWorker.Stop]
+  | readonly [kind: typeof ToWorker.Limit, calls: number]
+  | readonly [kind: typeof ToWorker.Retire]
 
 /** A message from a worker to the server. */
 export type FromWorkerMessage =
@@ -60,6 +67,8 @@ export type FromWorkerMessage =
   | readonly [kind: typeof FromWorker.LoadFailed, message: string, traceback?: string, files?: ReadonlyArray<string>]
   | readonly [kind: typeof FromWorker.Files, paths: ReadonlyArray<string>]
   | readonly [kind: typeof FromWorker.Hello]
+  | readonly [kind: typeof FromWorker.Retired, running: number]
+  | readonly [kind: typeof FromWorker.Freed]
 
 /** The largest message either end accepts: 256 MiB. */
 export const maxMessageBytes = 256 * 1024 * 1024
@@ -72,7 +81,11 @@ export class FrameReader<M> {
   private buffer: Buffer = Buffer.alloc(0)
   private readonly unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
-  constructor(private readonly onMessage: (message: M) => void, private readonly onError: (error: Error) => void) {}
+  constructor(
+    private readonly onMessage: (message: M) => void,
+    private readonly onError: (error: Error) => void,
+    private readonly maxBytes: number = maxMessageBytes
+  ) {}
 
   /** Feeds a chunk; calls `onMessage` for every complete message in order. */
   push(chunk: Buffer): void {
@@ -81,7 +94,7 @@ export class FrameReader<M> {
     const buffer = this.buffer
     while (buffer.length - at >= 4) {
       const size = buffer.readUInt32BE(at)
-      if (size > maxMessageBytes) {
+      if (size > this.maxBytes) {
         this.buffer = Buffer.alloc(0)
         return this.onError(new Error(`a message of ${size} bytes is over the limit`))
       }

@@ -8,6 +8,7 @@ import type { ChildProcess } from "node:child_process"
 import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import type { ModuleFailure } from "../Errors.js"
+import { adoptedTag, adoptTag, openTag } from "./DirectWire.js"
 import { FrameReader, FrameWriter, FromWorker, type FromWorkerMessage, type LoadSpec, type ReadyInfo, ToWorker, type ToWorkerMessage } from "./Wire.js"
 
 /** How a call ended. */
@@ -40,6 +41,8 @@ export interface WorkerEvents {
   readonly onFiles: (files: ReadonlyArray<string>) => void
   /** The process ended (after every call in flight was failed with worker-crashed). */
   readonly onExit: (code: number | null, signal: NodeJS.Signals | null) => void
+  /** A retiring worker reported the calls it still runs, or that one more ended (see `held`). */
+  readonly onSlots?: (() => void) | undefined
 }
 
 /** One worker process and the calls in flight in it. */
@@ -48,10 +51,19 @@ export class WorkerProcess {
   private readonly writer: FrameWriter<ToWorkerMessage>
   private readonly pending = new Map<number, Call>()
   private nextId = 0
+  private nextHandover = 0
   private hello = false
   private loadWaiter: ((message: FromWorkerMessage | "hello" | "exit") => void) | undefined
   private exitWaiters: Array<() => void> = []
   private stopTimer: NodeJS.Timeout | undefined
+  private limitSent = 0
+  private retiring = false
+  private retiredWaiters: Array<() => void> = []
+  /**
+   * The calls this worker may be running (its own count, the server's and the direct routes'): the
+   * limit it was given until, once retired, it reports the real number; 0 once it has exited.
+   */
+  held = 0
   /** False once the process has exited. */
   alive = true
 
@@ -67,7 +79,8 @@ export class WorkerProcess {
     const fromSource = script.endsWith(".ts")
     const args = [...(fromSource ? ["--import", "tsx"] : []), script, ...(options.typescript === true ? ["--typescript"] : [])]
     this.child = spawn(process.execPath, args, {
-      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      // fd 3 is the worker's channel; the IPC channel (fd 4) carries the sockets of direct routes.
+      stdio: ["ignore", "pipe", "pipe", "pipe", "ipc"],
       env: fromSource ? { ...process.env, TROUPE_WORKER_TSX: "preloaded" } : process.env
     })
     const channel = this.child.stdio[3] as Net.Socket
@@ -82,6 +95,11 @@ export class WorkerProcess {
     lines(this.child.stderr!, (line) => this.output(line, "error"))
     this.child.on("error", (error) => this.events.onLog("error", `worker process error: ${error.message}`))
     this.child.on("exit", (code, signal) => this.exited(code, signal))
+    // A handed-over socket is closed here by now (DirectWire.ts): the worker may open the route.
+    this.child.on("message", (message: unknown) => {
+      if (Array.isArray(message) && message[0] === adoptedTag && this.child.connected) this.child.send([openTag, message[1]])
+    })
+    this.child.channel?.unref()
   }
 
   /** Sends what the process reports from now on to `events` (a spare worker gets its owner). */
@@ -153,6 +171,45 @@ export class WorkerProcess {
     this.pending.set(id, call)
   }
 
+  /** Sets how many calls the worker may run at once (the server's and the direct routes' together). */
+  setLimit(calls: number): void {
+    if (!this.alive || this.retiring || calls === this.limitSent) return
+    this.limitSent = calls
+    this.held = calls
+    this.writer.write([ToWorker.Limit, calls])
+  }
+
+  /**
+   * Tells the worker to take no new direct calls (they are answered Moved); resolves once it has said
+   * how many calls it still runs (`held` from then on), or it has exited.
+   */
+  retire(): Promise<void> {
+    if (!this.alive) return Promise.resolve()
+    const reported = new Promise<void>((resolve) => this.retiredWaiters.push(resolve))
+    if (!this.retiring) {
+      this.retiring = true
+      this.writer.write([ToWorker.Retire])
+    }
+    return reported
+  }
+
+  /** True once `retire` was called. */
+  get isRetiring(): boolean {
+    return this.retiring
+  }
+
+  /**
+   * Hands a client's socket to the worker as a direct route (its calls then bypass the server).
+   * The socket must be paused, with nothing unread in it; `clientIp` is what a dispatch method gets.
+   */
+  adopt(socket: Net.Socket, clientIp: string): boolean {
+    if (!this.alive || this.retiring || this.child.connected !== true) return false
+    this.child.send([adoptTag, clientIp, this.nextHandover++], socket, (error) => {
+      if (error !== null && error !== undefined) socket.destroy()
+    })
+    return true
+  }
+
   /**
    * Asks the worker to stop (it runs the module's `dispose`) and resolves once the process is gone;
    * after `graceMs` it is killed.
@@ -192,6 +249,13 @@ export class WorkerProcess {
         return this.loadWaiter?.(message)
       case FromWorker.Files:
         return this.events.onFiles(message[1])
+      case FromWorker.Retired:
+        this.held = message[1]
+        for (const resolve of this.retiredWaiters.splice(0)) resolve()
+        return this.events.onSlots?.()
+      case FromWorker.Freed:
+        this.held = Math.max(0, this.held - 1)
+        return this.events.onSlots?.()
     }
   }
 
@@ -216,6 +280,8 @@ export class WorkerProcess {
 
   private exited(code: number | null, signal: NodeJS.Signals | null): void {
     this.alive = false
+    this.held = 0
+    for (const resolve of this.retiredWaiters.splice(0)) resolve()
     if (this.stopTimer !== undefined) clearTimeout(this.stopTimer)
     const calls = Array.from(this.pending.values())
     this.pending.clear()
