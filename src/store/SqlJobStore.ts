@@ -9,7 +9,7 @@ import { JobAttempt, JobRecord } from "../domain/JobRecord.js"
 import type { JobFilter, TransportState } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
-import { terminalStates } from "../domain/JobState.js"
+import { isTerminal, terminalStates } from "../domain/JobState.js"
 import type { ActiveJobRow, NewJobRow, ProgressRow, TransitionRow } from "./JobStore.js"
 import { JobStore } from "./JobStore.js"
 
@@ -18,26 +18,26 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
   const sql = yield* SqlClient.SqlClient
   const run = (text: string, params: ReadonlyArray<unknown>) => sql.unsafe(text, params).raw
 
-  // Inserting a job writes its first transition too (trigger `jobs_inserted`).
+  // Inserting a job writes its first transition too (trigger `jobs_inserted`). Parameters go into
+  // arrays of their final size: a batch binds thousands of them.
   const insertJobs = (rows: ReadonlyArray<NewJobRow>) =>
     chunked(rows, (chunk) => {
-      const params: Array<unknown> = []
+      const params: Array<unknown> = new Array(chunk.length * 13)
+      let k = 0
       for (const row of chunk) {
-        params.push(
-          row.id,
-          row.name,
-          row.queue,
-          row.state,
-          row.priority,
-          JSON.stringify(row.spec),
-          row.key,
-          row.reason,
-          row.submittedAt,
-          row.state === "running" ? row.submittedAt : null,
-          terminalStates.includes(row.state) ? row.submittedAt : null,
-          row.submittedAt,
-          row.attempts ?? 0
-        )
+        params[k++] = row.id
+        params[k++] = row.name
+        params[k++] = row.queue
+        params[k++] = row.state
+        params[k++] = row.priority
+        params[k++] = JSON.stringify(row.spec)
+        params[k++] = row.key
+        params[k++] = row.reason
+        params[k++] = row.submittedAt
+        params[k++] = row.state === "running" ? row.submittedAt : null
+        params[k++] = isTerminal(row.state) ? row.submittedAt : null
+        params[k++] = row.submittedAt
+        params[k++] = row.attempts ?? 0
       }
       return run(
         `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, started_at, finished_at, changed_at, attempts) VALUES ${
@@ -49,31 +49,34 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
 
   const insertTags = (rows: ReadonlyArray<NewJobRow>) => {
     const pairs: Array<readonly [string, string]> = []
-    for (const row of rows) for (const tag of new Set(row.spec.tags ?? [])) pairs.push([tag, row.id])
+    for (const row of rows) {
+      const tags = row.spec.tags
+      if (tags === undefined || tags.length === 0) continue
+      for (const tag of new Set(tags)) pairs.push([tag, row.id])
+    }
     return chunked(pairs, (chunk) => run(`INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES ${tuples(chunk.length, 2)}`, chunk.flat()))
   }
 
   // Updating a job's state logs the transition and, when an attempt ends, the attempt (triggers).
   const updateJobs = (round: ReadonlyArray<TransitionRow>) =>
     chunked(round, (chunk) => {
-      const params: Array<unknown> = []
+      const params: Array<unknown> = new Array(chunk.length * 14)
+      let k = 0
       for (const t of chunk) {
-        params.push(
-          t.id,
-          t.to,
-          t.attempt,
-          t.to === "running" ? t.at : null,
-          terminalStates.includes(t.to) ? t.at : null,
-          t.exitCode,
-          t.result === undefined ? null : JSON.stringify(t.result),
-          t.reason,
-          t.outputs === undefined ? null : JSON.stringify(t.outputs),
-          t.runAfter ?? null,
-          t.at,
-          t.to === "running" ? 1 : 0,
-          t.location ?? null,
-          t.spec === undefined ? null : JSON.stringify(t.spec)
-        )
+        params[k++] = t.id
+        params[k++] = t.to
+        params[k++] = t.attempt
+        params[k++] = t.to === "running" ? t.at : null
+        params[k++] = isTerminal(t.to) ? t.at : null
+        params[k++] = t.exitCode
+        params[k++] = t.result === undefined ? null : JSON.stringify(t.result)
+        params[k++] = t.reason
+        params[k++] = t.outputs === undefined ? null : JSON.stringify(t.outputs)
+        params[k++] = t.runAfter ?? null
+        params[k++] = t.at
+        params[k++] = t.to === "running" ? 1 : 0
+        params[k++] = t.location ?? null
+        params[k++] = t.spec === undefined ? null : JSON.stringify(t.spec)
       }
       // A new attempt records where it runs; every transition clears the transport's progress.
       return run(
