@@ -267,12 +267,15 @@ export const make = (options: RuntimeOptions) =>
         const results = new Map<JobId, JobRecord>()
         const remaining = new Set(ids)
         let resume: (() => void) | undefined
-        const unregister = Array.from(remaining, (id) =>
-          completions.register(id, (record) => {
+        const waiters = Array.from(remaining, (id) => {
+          const waiter = (record: JobRecord) => {
             results.set(id, record)
             remaining.delete(id)
             if (remaining.size === 0) resume?.()
-          }))
+          }
+          completions.register(id, waiter)
+          return [id, waiter] as const
+        })
         return Effect.gen(function*() {
           const unseen = Array.from(remaining).filter((id) => ledger.view.stateOf(id) === undefined)
           if (unseen.length > 0) {
@@ -304,7 +307,9 @@ export const make = (options: RuntimeOptions) =>
             } else yield* done
           }
           return ids.map((id) => results.get(id)!)
-        }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          for (const [id, waiter] of waiters) completions.unregister(id, waiter)
+        })))
       })
 
     // One unfinished job, the common case: a callback from the ledger and, with a timeout, a deadline
@@ -313,25 +318,26 @@ export const make = (options: RuntimeOptions) =>
     const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
       Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
         let cancelTimeout: (() => void) | undefined
-        const unregister = completions.register(id, (record) => {
+        const waiter = (record: JobRecord) => {
           cancelTimeout?.()
-          resume(Effect.succeed([record]))
-        })
+          resume(Exit.succeed([record]))
+        }
+        completions.register(id, waiter)
         if (ledger.view.stateOf(id) === undefined) {
-          unregister()
+          completions.unregister(id, waiter)
           resume(waitMany([id], waitOptions))
           return
         }
         if (waitOptions?.timeout !== undefined) {
           const timeout = decodeDuration(waitOptions.timeout)
           cancelTimeout = deadlines.add(Duration.toMillis(timeout), () => {
-            unregister()
+            completions.unregister(id, waiter)
             resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
           })
         }
         return Effect.sync(() => {
           cancelTimeout?.()
-          unregister()
+          completions.unregister(id, waiter)
         })
       })
 
@@ -464,14 +470,18 @@ const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob
   return byQueue
 }
 
-const resultOf = (job: ReadyJob, outcome: RunOutcome): AttemptResult => ({
-  id: job.id,
-  state: outcome.state,
-  exitCode: outcome.exitCode,
-  reason: outcome.reason,
-  outputs: outcome.outputs,
-  ...(outcome.result === undefined ? {} : { result: outcome.result })
-})
+// One object per attempt, its result set only when there is one (no spread on the hot path).
+const resultOf = (job: ReadyJob, outcome: RunOutcome): AttemptResult => {
+  const result: { -readonly [K in keyof AttemptResult]: AttemptResult[K] } = {
+    id: job.id,
+    state: outcome.state,
+    exitCode: outcome.exitCode,
+    reason: outcome.reason,
+    outputs: outcome.outputs
+  }
+  if (outcome.result !== undefined) result.result = outcome.result
+  return result
+}
 
 // The commonest specs, `{ fn, args }` and `{ command: argv }`, pass a structural check that accepts
 // exactly what the schema would; anything else (undefined here) goes through the schema.
