@@ -60,6 +60,8 @@ export interface RuntimeOptions {
   readonly shutdownGraceMs?: number
 }
 
+const noQueueOptions: QueueOptions = {}
+
 /** Default queue capacity: enough for large sweeps, bounded so that memory stays bounded. */
 export const defaultCapacity = 1_000_000
 
@@ -78,7 +80,7 @@ export const make = (options: RuntimeOptions) =>
     let subscribers = 0
     let accepting = true
 
-    const queueOptions = (queue: string) => options.queues?.[queue] ?? {}
+    const queueOptions = (queue: string): QueueOptions => options.queues?.[queue] ?? noQueueOptions
     const concurrencyOf = (queue: string) => queueOptions(queue).concurrency ?? options.cores
     const capacityOf = (queue: string) => queueOptions(queue).capacity ?? options.defaultCapacity ?? defaultCapacity
     // Ids are safe file names: joining them needs no normalising.
@@ -229,34 +231,39 @@ export const make = (options: RuntimeOptions) =>
         for (const resume of resumes) resume(full)
       }
     }
-    const submitInGroup = (spec: JobSpec) =>
-      Effect.async<JobId, SubmitError>((resume) => {
-        if (group === undefined) {
-          group = { specs: [], resumes: [] }
-          queueMicrotask(sendGroup)
-        }
-        group.specs.push(spec)
-        group.resumes.push(resume)
-      })
+    const joinGroup = (spec: JobSpec, resume: (effect: Effect.Effect<JobId, SubmitError>) => void) => {
+      if (group === undefined) {
+        group = { specs: [], resumes: [] }
+        queueMicrotask(sendGroup)
+      }
+      group.specs.push(spec)
+      group.resumes.push(resume)
+    }
     const isPlain = (spec: JobSpec) => spec.id === undefined && spec.key === undefined && (spec.after === undefined || spec.after.length === 0)
 
-    const submit = (input: JobSpecInput | JobSpec) =>
-      Effect.suspend((): Effect.Effect<JobId, SubmitError> => {
-        if (!accepting) return Effect.fail(shuttingDown)
-        const spec = toSpec(input)
-        if (Either.isLeft(spec)) return Effect.fail(spec.left)
-        if (isPlain(spec.right)) {
-          if (executor.check === undefined) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
-          const problem = executor.check(spec.right)
-          return problem === undefined ? submitInGroup(spec.right) : Effect.fail(problem)
-        }
-        return Effect.zipRight(
-          executor.validate(spec.right),
-          ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
-            Effect.map((ids) => ids[0]!),
-            Effect.catchTag("MailboxFull", overloaded)
-          )
+    const submitOne = (spec: JobSpec) =>
+      Effect.zipRight(
+        executor.validate(spec),
+        ledgerRef.ask(new Submit({ specs: [spec] }, true)).pipe(
+          Effect.map((ids) => ids[0]!),
+          Effect.catchTag("MailboxFull", overloaded)
         )
+      )
+
+    // One suspension per submit: a plain spec checked synchronously joins the tick's group at once.
+    const submit = (input: JobSpecInput | JobSpec) =>
+      Effect.async<JobId, SubmitError>((resume) => {
+        if (!accepting) return resume(Effect.fail(shuttingDown))
+        const spec = toSpec(input)
+        if (Either.isLeft(spec)) return resume(Effect.fail(spec.left))
+        if (!isPlain(spec.right)) return resume(submitOne(spec.right))
+        if (executor.check === undefined) {
+          const plain = spec.right
+          return resume(Effect.zipRight(executor.validate(plain), Effect.async<JobId, SubmitError>((r) => joinGroup(plain, r))))
+        }
+        const problem = executor.check(spec.right)
+        if (problem !== undefined) return resume(Effect.fail(problem))
+        joinGroup(spec.right, resume)
       })
 
     const get = (id: JobId) =>
