@@ -18,7 +18,6 @@ import * as Actor from "../actors/Actor.js"
 import { MailboxFull } from "../actors/Actor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
-import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { CleanFilter, JobFilter } from "../domain/JobRecord.js"
 import type { JobEvent, JobRecord } from "../domain/JobRecord.js"
@@ -38,6 +37,7 @@ import * as JobLedger from "./JobLedger.js"
 import { Finish, Flush, Kill, Progress, Resend, Start, Submit, SubmitEach } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
+import * as WaitOne from "./WaitOne.js"
 
 /** Limits of one named queue. */
 export interface QueueOptions {
@@ -319,37 +319,16 @@ export const make = (options: RuntimeOptions) =>
         })))
       })
 
-    // One unfinished job, the common case: a callback from the ledger and, with a timeout, a deadline
-    // on the timer that all such waits share.
-    const deadlines = new Deadlines()
-    const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
-      Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
-        let cancelTimeout: (() => void) | undefined
-        const waiter = (record: JobRecord) => {
-          cancelTimeout?.()
-          resume(Exit.succeed([record]))
-        }
-        completions.register(id, waiter)
-        if (ledger.view.stateOf(id) === undefined) {
-          completions.unregister(id, waiter)
-          resume(waitMany([id], waitOptions))
-          return
-        }
-        if (waitOptions?.timeout !== undefined) {
-          const timeout = decodeDuration(waitOptions.timeout)
-          cancelTimeout = deadlines.add(Duration.toMillis(timeout), () => {
-            completions.unregister(id, waiter)
-            resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
-          })
-        }
-        return Effect.sync(() => {
-          cancelTimeout?.()
-          completions.unregister(id, waiter)
-        })
-      })
+    // One unfinished job, the common case (see WaitOne).
+    const waitOne = WaitOne.make({
+      completions,
+      deadlines: new Deadlines(),
+      isLive: (id) => ledger.view.stateOf(id) !== undefined,
+      fallback: (id, timeout) => waitMany([id], timeout === undefined ? undefined : { timeout })
+    })
 
     const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
-      ids.length === 1 ? waitOne(ids[0]!, waitOptions) : waitMany(ids, waitOptions)
+      ids.length === 1 ? waitOne(ids[0]!, waitOptions?.timeout) : waitMany(ids, waitOptions)
 
     const kill = (ids: ReadonlyArray<JobId>) =>
       Effect.gen(function*() {
@@ -453,19 +432,6 @@ export const make = (options: RuntimeOptions) =>
       queues: Effect.sync(() => ledger.view.summary(concurrencyOf))
     })
   })
-
-// Timeouts are usually the same few strings ("120 seconds"): parse each once.
-const parsedDurations = new Map<string, Duration.Duration>()
-const decodeDuration = (input: Duration.DurationInput): Duration.Duration => {
-  if (typeof input !== "string") return Duration.decode(input)
-  let duration = parsedDurations.get(input)
-  if (duration === undefined) {
-    duration = Duration.decode(input)
-    if (parsedDurations.size >= 64) parsedDurations.clear()
-    parsedDurations.set(input, duration)
-  }
-  return duration
-}
 
 const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob>> => {
   const byQueue = new Map<string, Array<ReadyJob>>()
