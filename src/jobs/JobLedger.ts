@@ -238,7 +238,7 @@ export const make = (deps: LedgerDeps) => {
       waitingOn: null
     }
     let failedBy: string | undefined
-    for (const dep of spec.after ?? []) {
+    for (const dep of spec.after ?? noDependencies) {
       if (table.live.has(dep)) table.hold(job, dep)
       else {
         const state = tx.finishedStates.get(dep) ?? tx.depStates.get(dep)
@@ -519,6 +519,7 @@ export const make = (deps: LedgerDeps) => {
 }
 
 const emptyMap: ReadonlyMap<JobId, JobState> = new Map()
+const noDependencies: ReadonlyArray<JobId> = []
 const emptyKeys: ReadonlyMap<string, JobId> = new Map()
 
 // What the store said about the ids, keys and dependencies a submit names.

@@ -11,6 +11,12 @@ import { recordOf } from "./LedgerBatch.js"
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
+interface Counts {
+  held: number
+  queued: number
+  running: number
+}
+
 /** The states an unfinished job can be in. */
 export type LiveState = "held" | "queued" | "running"
 
@@ -35,7 +41,7 @@ export interface LiveJob {
 export class JobTable {
   readonly live = new Map<JobId, LiveJob>()
   private readonly dependents = new Map<JobId, Set<JobId>>()
-  private readonly counts = new Map<string, { held: number; queued: number; running: number }>()
+  private readonly counts = new Map<string, Counts>()
 
   constructor(private readonly completions: Completions) {}
 
@@ -44,6 +50,8 @@ export class JobTable {
     this.live.clear()
     this.dependents.clear()
     this.counts.clear()
+    this.lastQueue = undefined
+    this.lastCounts = undefined
   }
 
   /** Counts per queue of held, queued and running jobs. */
@@ -195,16 +203,35 @@ export class JobTable {
     tx.ready.push({ id: job.id, queue: job.queue, priority: job.priority, spec: job.spec, runAfter: now + delay })
   }
 
-  private countsOf(queue: string) {
+  // Most jobs share a queue: the last one's counts are kept at hand.
+  private lastQueue: string | undefined
+  private lastCounts: Counts | undefined
+
+  private countsOf(queue: string): Counts {
+    if (queue === this.lastQueue) return this.lastCounts!
     let c = this.counts.get(queue)
     if (c === undefined) {
       c = { held: 0, queued: 0, running: 0 }
       this.counts.set(queue, c)
     }
+    this.lastQueue = queue
+    this.lastCounts = c
     return c
   }
 
+  // Called several times per job: a switch keeps the property stores monomorphic.
   private track(job: LiveJob, delta: 1 | -1): void {
-    this.countsOf(job.queue)[job.state] += delta
+    const c = this.countsOf(job.queue)
+    switch (job.state) {
+      case "held":
+        c.held += delta
+        break
+      case "queued":
+        c.queued += delta
+        break
+      case "running":
+        c.running += delta
+        break
+    }
   }
 }

@@ -18,7 +18,6 @@ import * as Actor from "../actors/Actor.js"
 import { MailboxFull } from "../actors/Actor.js"
 import { Supervisor } from "../actors/Supervisor.js"
 import { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, WaitTimeout } from "../domain/Errors.js"
-import type { StoreError } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
 import { CleanFilter, JobFilter } from "../domain/JobRecord.js"
 import type { JobEvent, JobRecord } from "../domain/JobRecord.js"
@@ -38,6 +37,7 @@ import * as JobLedger from "./JobLedger.js"
 import { Finish, Flush, Kill, Progress, Resend, Start, Submit, SubmitEach } from "./LedgerProtocol.js"
 import type { AttemptResult, LedgerMessage } from "./LedgerProtocol.js"
 import * as QueueActor from "./QueueActor.js"
+import * as WaitOne from "./WaitOne.js"
 
 /** Limits of one named queue. */
 export interface QueueOptions {
@@ -60,6 +60,8 @@ export interface RuntimeOptions {
   readonly shutdownGraceMs?: number
 }
 
+const noQueueOptions: QueueOptions = {}
+
 /** Default queue capacity: enough for large sweeps, bounded so that memory stays bounded. */
 export const defaultCapacity = 1_000_000
 
@@ -78,7 +80,7 @@ export const make = (options: RuntimeOptions) =>
     let subscribers = 0
     let accepting = true
 
-    const queueOptions = (queue: string) => options.queues?.[queue] ?? {}
+    const queueOptions = (queue: string): QueueOptions => options.queues?.[queue] ?? noQueueOptions
     const concurrencyOf = (queue: string) => queueOptions(queue).concurrency ?? options.cores
     const capacityOf = (queue: string) => queueOptions(queue).capacity ?? options.defaultCapacity ?? defaultCapacity
     // Ids are safe file names: joining them needs no normalising.
@@ -229,34 +231,39 @@ export const make = (options: RuntimeOptions) =>
         for (const resume of resumes) resume(full)
       }
     }
-    const submitInGroup = (spec: JobSpec) =>
-      Effect.async<JobId, SubmitError>((resume) => {
-        if (group === undefined) {
-          group = { specs: [], resumes: [] }
-          queueMicrotask(sendGroup)
-        }
-        group.specs.push(spec)
-        group.resumes.push(resume)
-      })
+    const joinGroup = (spec: JobSpec, resume: (effect: Effect.Effect<JobId, SubmitError>) => void) => {
+      if (group === undefined) {
+        group = { specs: [], resumes: [] }
+        queueMicrotask(sendGroup)
+      }
+      group.specs.push(spec)
+      group.resumes.push(resume)
+    }
     const isPlain = (spec: JobSpec) => spec.id === undefined && spec.key === undefined && (spec.after === undefined || spec.after.length === 0)
 
-    const submit = (input: JobSpecInput | JobSpec) =>
-      Effect.suspend((): Effect.Effect<JobId, SubmitError> => {
-        if (!accepting) return Effect.fail(shuttingDown)
-        const spec = toSpec(input)
-        if (Either.isLeft(spec)) return Effect.fail(spec.left)
-        if (isPlain(spec.right)) {
-          if (executor.check === undefined) return Effect.zipRight(executor.validate(spec.right), submitInGroup(spec.right))
-          const problem = executor.check(spec.right)
-          return problem === undefined ? submitInGroup(spec.right) : Effect.fail(problem)
-        }
-        return Effect.zipRight(
-          executor.validate(spec.right),
-          ledgerRef.ask(new Submit({ specs: [spec.right] }, true)).pipe(
-            Effect.map((ids) => ids[0]!),
-            Effect.catchTag("MailboxFull", overloaded)
-          )
+    const submitOne = (spec: JobSpec) =>
+      Effect.zipRight(
+        executor.validate(spec),
+        ledgerRef.ask(new Submit({ specs: [spec] }, true)).pipe(
+          Effect.map((ids) => ids[0]!),
+          Effect.catchTag("MailboxFull", overloaded)
         )
+      )
+
+    // One suspension per submit: a plain spec checked synchronously joins the tick's group at once.
+    const submit = (input: JobSpecInput | JobSpec) =>
+      Effect.async<JobId, SubmitError>((resume) => {
+        if (!accepting) return resume(Effect.fail(shuttingDown))
+        const spec = toSpec(input)
+        if (Either.isLeft(spec)) return resume(Effect.fail(spec.left))
+        if (!isPlain(spec.right)) return resume(submitOne(spec.right))
+        if (executor.check === undefined) {
+          const plain = spec.right
+          return resume(Effect.zipRight(executor.validate(plain), Effect.async<JobId, SubmitError>((r) => joinGroup(plain, r))))
+        }
+        const problem = executor.check(spec.right)
+        if (problem !== undefined) return resume(Effect.fail(problem))
+        joinGroup(spec.right, resume)
       })
 
     const get = (id: JobId) =>
@@ -267,12 +274,15 @@ export const make = (options: RuntimeOptions) =>
         const results = new Map<JobId, JobRecord>()
         const remaining = new Set(ids)
         let resume: (() => void) | undefined
-        const unregister = Array.from(remaining, (id) =>
-          completions.register(id, (record) => {
+        const waiters = Array.from(remaining, (id) => {
+          const waiter = (record: JobRecord) => {
             results.set(id, record)
             remaining.delete(id)
             if (remaining.size === 0) resume?.()
-          }))
+          }
+          completions.register(id, waiter)
+          return [id, waiter] as const
+        })
         return Effect.gen(function*() {
           const unseen = Array.from(remaining).filter((id) => ledger.view.stateOf(id) === undefined)
           if (unseen.length > 0) {
@@ -304,39 +314,21 @@ export const make = (options: RuntimeOptions) =>
             } else yield* done
           }
           return ids.map((id) => results.get(id)!)
-        }).pipe(Effect.ensuring(Effect.sync(() => unregister.forEach((f) => f()))))
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          for (const [id, waiter] of waiters) completions.unregister(id, waiter)
+        })))
       })
 
-    // One unfinished job, the common case: a callback from the ledger and, with a timeout, a deadline
-    // on the timer that all such waits share.
-    const deadlines = new Deadlines()
-    const waitOne = (id: JobId, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
-      Effect.async<ReadonlyArray<JobRecord>, JobNotFound | WaitTimeout | StoreError>((resume) => {
-        let cancelTimeout: (() => void) | undefined
-        const unregister = completions.register(id, (record) => {
-          cancelTimeout?.()
-          resume(Effect.succeed([record]))
-        })
-        if (ledger.view.stateOf(id) === undefined) {
-          unregister()
-          resume(waitMany([id], waitOptions))
-          return
-        }
-        if (waitOptions?.timeout !== undefined) {
-          const timeout = decodeDuration(waitOptions.timeout)
-          cancelTimeout = deadlines.add(Duration.toMillis(timeout), () => {
-            unregister()
-            resume(Effect.fail(new WaitTimeout({ pending: [id], message: `1 job still unfinished after ${Duration.format(timeout)}` })))
-          })
-        }
-        return Effect.sync(() => {
-          cancelTimeout?.()
-          unregister()
-        })
-      })
+    // One unfinished job, the common case (see WaitOne).
+    const waitOne = WaitOne.make({
+      completions,
+      deadlines: new Deadlines(),
+      isLive: (id) => ledger.view.stateOf(id) !== undefined,
+      fallback: (id, timeout) => waitMany([id], timeout === undefined ? undefined : { timeout })
+    })
 
     const wait = (ids: ReadonlyArray<JobId>, waitOptions?: { readonly timeout?: Duration.DurationInput }) =>
-      ids.length === 1 ? waitOne(ids[0]!, waitOptions) : waitMany(ids, waitOptions)
+      ids.length === 1 ? waitOne(ids[0]!, waitOptions?.timeout) : waitMany(ids, waitOptions)
 
     const kill = (ids: ReadonlyArray<JobId>) =>
       Effect.gen(function*() {
@@ -441,19 +433,6 @@ export const make = (options: RuntimeOptions) =>
     })
   })
 
-// Timeouts are usually the same few strings ("120 seconds"): parse each once.
-const parsedDurations = new Map<string, Duration.Duration>()
-const decodeDuration = (input: Duration.DurationInput): Duration.Duration => {
-  if (typeof input !== "string") return Duration.decode(input)
-  let duration = parsedDurations.get(input)
-  if (duration === undefined) {
-    duration = Duration.decode(input)
-    if (parsedDurations.size >= 64) parsedDurations.clear()
-    parsedDurations.set(input, duration)
-  }
-  return duration
-}
-
 const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob>> => {
   const byQueue = new Map<string, Array<ReadyJob>>()
   for (const job of jobs) {
@@ -464,14 +443,18 @@ const groupByQueue = (jobs: ReadonlyArray<ReadyJob>): Map<string, Array<ReadyJob
   return byQueue
 }
 
-const resultOf = (job: ReadyJob, outcome: RunOutcome): AttemptResult => ({
-  id: job.id,
-  state: outcome.state,
-  exitCode: outcome.exitCode,
-  reason: outcome.reason,
-  outputs: outcome.outputs,
-  ...(outcome.result === undefined ? {} : { result: outcome.result })
-})
+// One object per attempt, its result set only when there is one (no spread on the hot path).
+const resultOf = (job: ReadyJob, outcome: RunOutcome): AttemptResult => {
+  const result: { -readonly [K in keyof AttemptResult]: AttemptResult[K] } = {
+    id: job.id,
+    state: outcome.state,
+    exitCode: outcome.exitCode,
+    reason: outcome.reason,
+    outputs: outcome.outputs
+  }
+  if (outcome.result !== undefined) result.result = outcome.result
+  return result
+}
 
 // The commonest specs, `{ fn, args }` and `{ command: argv }`, pass a structural check that accepts
 // exactly what the schema would; anything else (undefined here) goes through the schema.

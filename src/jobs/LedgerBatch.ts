@@ -33,8 +33,8 @@ export const recordOf = (
   state: JobState,
   now: number,
   details: Partial<Pick<TransitionRow, "exitCode" | "reason" | "result" | "outputs">>
-) =>
-  Instance.trusted(JobRecord, {
+) => {
+  const record = Instance.trusted(JobRecord, {
     id: job.id,
     name: job.spec.name ?? null,
     queue: job.queue,
@@ -43,7 +43,6 @@ export const recordOf = (
     spec: job.spec,
     attempts: job.attempts,
     exitCode: details.exitCode ?? null,
-    ...(details.result === undefined ? {} : { result: details.result }),
     reason: details.reason ?? null,
     outputs: details.outputs ?? [],
     submittedAt: job.submittedAt,
@@ -52,4 +51,8 @@ export const recordOf = (
     location: job.spec.on ?? null,
     transportState: null
   })
+  // Set only when there is one, without a spread: a record per finished job.
+  if (details.result !== undefined) (record as { result?: unknown }).result = details.result
+  return record
+}
 

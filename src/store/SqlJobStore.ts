@@ -9,7 +9,7 @@ import { JobAttempt, JobRecord } from "../domain/JobRecord.js"
 import type { JobFilter, TransportState } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import type { JobState } from "../domain/JobState.js"
-import { terminalStates } from "../domain/JobState.js"
+import { isTerminal, terminalStates } from "../domain/JobState.js"
 import type { ActiveJobRow, NewJobRow, ProgressRow, TransitionRow } from "./JobStore.js"
 import { JobStore } from "./JobStore.js"
 
@@ -18,75 +18,64 @@ export const make: Effect.Effect<JobStore["Type"], never, SqlClient.SqlClient> =
   const sql = yield* SqlClient.SqlClient
   const run = (text: string, params: ReadonlyArray<unknown>) => sql.unsafe(text, params).raw
 
-  // Inserting a job writes its first transition too (trigger `jobs_inserted`).
+  // Inserting a job writes its first transition too (trigger `jobs_inserted`). Parameters go into
+  // arrays of their final size: a batch binds thousands of them.
   const insertJobs = (rows: ReadonlyArray<NewJobRow>) =>
-    chunked(rows, (chunk) => {
-      const params: Array<unknown> = []
-      for (const row of chunk) {
-        params.push(
-          row.id,
-          row.name,
-          row.queue,
-          row.state,
-          row.priority,
-          JSON.stringify(row.spec),
-          row.key,
-          row.reason,
-          row.submittedAt,
-          row.state === "running" ? row.submittedAt : null,
-          terminalStates.includes(row.state) ? row.submittedAt : null,
-          row.submittedAt,
-          row.attempts ?? 0
-        )
+    inRanges(rows, (start, size) => {
+      const params: Array<unknown> = new Array(size * 13)
+      let k = 0
+      for (let i = start; i < start + size; i++) {
+        const row = rows[i]!
+        params[k++] = row.id
+        params[k++] = row.name
+        params[k++] = row.queue
+        params[k++] = row.state
+        params[k++] = row.priority
+        params[k++] = JSON.stringify(row.spec)
+        params[k++] = row.key
+        params[k++] = row.reason
+        params[k++] = row.submittedAt
+        params[k++] = row.state === "running" ? row.submittedAt : null
+        params[k++] = isTerminal(row.state) ? row.submittedAt : null
+        params[k++] = row.submittedAt
+        params[k++] = row.attempts ?? 0
       }
-      return run(
-        `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, started_at, finished_at, changed_at, attempts) VALUES ${
-          tuples(chunk.length, 13)
-        }`,
-        params
-      )
+      return run(insertText(size), params)
     })
 
   const insertTags = (rows: ReadonlyArray<NewJobRow>) => {
     const pairs: Array<readonly [string, string]> = []
-    for (const row of rows) for (const tag of new Set(row.spec.tags ?? [])) pairs.push([tag, row.id])
+    for (const row of rows) {
+      const tags = row.spec.tags
+      if (tags === undefined || tags.length === 0) continue
+      for (const tag of new Set(tags)) pairs.push([tag, row.id])
+    }
     return chunked(pairs, (chunk) => run(`INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES ${tuples(chunk.length, 2)}`, chunk.flat()))
   }
 
   // Updating a job's state logs the transition and, when an attempt ends, the attempt (triggers).
   const updateJobs = (round: ReadonlyArray<TransitionRow>) =>
-    chunked(round, (chunk) => {
-      const params: Array<unknown> = []
-      for (const t of chunk) {
-        params.push(
-          t.id,
-          t.to,
-          t.attempt,
-          t.to === "running" ? t.at : null,
-          terminalStates.includes(t.to) ? t.at : null,
-          t.exitCode,
-          t.result === undefined ? null : JSON.stringify(t.result),
-          t.reason,
-          t.outputs === undefined ? null : JSON.stringify(t.outputs),
-          t.runAfter ?? null,
-          t.at,
-          t.to === "running" ? 1 : 0,
-          t.location ?? null,
-          t.spec === undefined ? null : JSON.stringify(t.spec)
-        )
+    inRanges(round, (start, size) => {
+      const params: Array<unknown> = new Array(size * 14)
+      let k = 0
+      for (let i = start; i < start + size; i++) {
+        const t = round[i]!
+        params[k++] = t.id
+        params[k++] = t.to
+        params[k++] = t.attempt
+        params[k++] = t.to === "running" ? t.at : null
+        params[k++] = isTerminal(t.to) ? t.at : null
+        params[k++] = t.exitCode
+        params[k++] = t.result === undefined ? null : JSON.stringify(t.result)
+        params[k++] = t.reason
+        params[k++] = t.outputs === undefined ? null : JSON.stringify(t.outputs)
+        params[k++] = t.runAfter ?? null
+        params[k++] = t.at
+        params[k++] = t.to === "running" ? 1 : 0
+        params[k++] = t.location ?? null
+        params[k++] = t.spec === undefined ? null : JSON.stringify(t.spec)
       }
-      // A new attempt records where it runs; every transition clears the transport's progress.
-      return run(
-        `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at, starts, location, spec) AS (VALUES ${
-          tuples(chunk.length, 14)
-        }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
-        finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
-        outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at,
-        location = CASE WHEN v.starts = 1 THEN v.location ELSE jobs.location END, transport_state = NULL,
-        spec = coalesce(v.spec, jobs.spec)
-        FROM v WHERE jobs.id = v.id`,
-        params
-      )
+      return run(updateText(size), params)
     })
 
   // Progress only moves a running attempt forward; an attempt that has ended is left alone.
@@ -316,6 +305,22 @@ const chunksOf = <T>(rows: ReadonlyArray<T>): Array<ReadonlyArray<T>> => {
   return chunks
 }
 
+// One statement per range of rows (the chunks' sizes, without copying them out), to be run in order.
+const inRanges = <T, A, E, R>(
+  rows: ReadonlyArray<T>,
+  f: (start: number, size: number) => Effect.Effect<A, E, R>
+): Array<Effect.Effect<A, E, R>> => {
+  const statements: Array<Effect.Effect<A, E, R>> = []
+  let offset = 0
+  for (const size of chunkSizes) {
+    while (rows.length - offset >= size) {
+      statements.push(f(offset, size))
+      offset += size
+    }
+  }
+  return statements
+}
+
 // One statement per chunk, to be run in order.
 const chunked = <T, A, E, R>(
   rows: ReadonlyArray<T>,
@@ -341,14 +346,47 @@ const rounds = (transitions: ReadonlyArray<TransitionRow>): Array<Array<Transiti
   return result
 }
 
+// The texts of the hot statements, one per chunk size: the same string each time, so that the
+// prepared-statement cache finds it without building a new one of some thousands of characters.
+const textBySize = (text: (size: number) => string) => {
+  const cache = new Map<number, string>()
+  return (size: number): string => {
+    let cached = cache.get(size)
+    if (cached === undefined) {
+      cached = text(size)
+      cache.set(size, cached)
+    }
+    return cached
+  }
+}
+
+const insertText = textBySize((size) =>
+  `INSERT INTO jobs (id, name, queue, state, priority, spec, idem_key, reason, submitted_at, started_at, finished_at, changed_at, attempts) VALUES ${
+    tuples(size, 13)
+  }`
+)
+
+// A new attempt records where it runs; every transition clears the transport's progress.
+const updateText = textBySize((size) =>
+  `WITH v (id, state, attempts, started_at, finished_at, exit_code, result, reason, outputs, run_after, changed_at, starts, location, spec) AS (VALUES ${
+    tuples(size, 14)
+  }) UPDATE jobs SET state = v.state, attempts = v.attempts, started_at = coalesce(v.started_at, jobs.started_at),
+  finished_at = v.finished_at, exit_code = v.exit_code, result = v.result, reason = v.reason,
+  outputs = coalesce(v.outputs, jobs.outputs), run_after = v.run_after, changed_at = v.changed_at,
+  location = CASE WHEN v.starts = 1 THEN v.location ELSE jobs.location END, transport_state = NULL,
+  spec = coalesce(v.spec, jobs.spec)
+  FROM v WHERE jobs.id = v.id`
+)
+
 const tupleCache = new Map<string, string>()
 
 const tuples = (rows: number, columns: number): string => {
   const key = `${rows}x${columns}`
   let text = tupleCache.get(key)
   if (text === undefined) {
-    const one = `(${Array.from({ length: columns }, () => "?").join(", ")})`
-    text = Array.from({ length: rows }, () => one).join(", ")
+    // No spaces: the text is hashed on every run by the prepared-statement cache.
+    const one = `(${Array.from({ length: columns }, () => "?").join(",")})`
+    text = Array.from({ length: rows }, () => one).join(",")
     tupleCache.set(key, text)
   }
   return text
