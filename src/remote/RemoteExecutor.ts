@@ -317,14 +317,13 @@ const settle = async (
   signal: StateSignal,
   files: ReadonlyMap<string, string>
 ): Promise<RunOutcome> => {
-  fs.mkdirSync(request.jobDir, { recursive: true })
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
-    const target = path.join(request.jobDir, channel)
-    // The remote ships only logs that have something in them; what was followed while it ran is
-    // kept (a reader may have it open) and only the rest is appended.
-    if (delivered === undefined) fs.closeSync(fs.openSync(target, "a"))
-    else await completeLog(delivered, target)
+    // The remote ships only logs that have something in them. A silent stream gets no file, as
+    // with the local executor (readers take a missing log as empty): creating two empty files
+    // and the job's folder cost more than the rest of a short job's end on this side. What was
+    // followed while it ran is kept (a reader may have it open) and only the rest is appended.
+    if (delivered !== undefined) await completeLog(delivered, path.join(request.jobDir, channel))
   }
   const outputs: Array<string> = []
   for (const output of signal.outputs) {

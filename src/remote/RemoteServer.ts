@@ -11,6 +11,8 @@ import { Executor } from "../executor/Executor.js"
 import type { Delivery, Mailbox } from "../transport/Mailbox.js"
 import { isConfined } from "../transport/folder/FolderFiles.js"
 import * as Batcher from "../internal/Batcher.js"
+import type { JournalEntry } from "./Journal.js"
+import { Journal, journalFile } from "./Journal.js"
 import type { RemoteJob, RemoteJobState, RemoteMessage } from "./RemoteProtocol.js"
 import {
   AliveSignal,
@@ -38,8 +40,8 @@ export interface RemoteServerOptions {
  * with the local executor (the same limits, kill, timeout and output capture as the `local` role),
  * and answers with `state`s: acknowledged, running, then the end with the output files, stdout and
  * stderr attached. It answers `isalive`, `queue` and `fullqueue`, and `terminate` kills at once.
- * It keeps no database: an attempt's folder, and the `state.json` written into it when the attempt
- * ends, are its journal, so a repeated submit never runs a job twice, even after a restart.
+ * It keeps no database: an attempt's folder, and the line its end adds to the journal
+ * (`Journal.ts`), are its record, so a repeated submit never runs a job twice, even after a restart.
  */
 export const run = (
   mailbox: Mailbox<RemoteMessage>,
@@ -56,7 +58,11 @@ export const run = (
     let busy = 0
     let waiting = 0
 
-    yield* reportInterrupted(mailbox, jobsDir)
+    const { ended, journal } = yield* Effect.acquireRelease(
+      Effect.sync(() => openJournal(options.workdir, jobsDir)),
+      ({ journal }) => Effect.sync(() => journal.close())
+    )
+    yield* reportInterrupted(mailbox, jobsDir, journal, ended)
 
     const send = (message: RemoteMessage, files?: Readonly<Record<string, string>>) =>
       mailbox.send(message, Crypto.randomUUID(), files).pipe(
@@ -65,7 +71,9 @@ export const run = (
       )
 
     // States leave in order through one writer: what piles up while it writes goes as one batch.
+    // The ends in it are journaled first, in one write, so an end is on record before it is sent.
     const outgoing = yield* Batcher.make((items: ReadonlyArray<Outgoing>) => {
+      record(journal, items)
       if (items.length === 1) return send(items[0]!.signal, items[0]!.files)
       const files: Record<string, string> = {}
       for (const { files: own, signal } of items) {
@@ -171,7 +179,7 @@ export const run = (
       )
     }
 
-    // Records the end in the attempt's folder first (the journal), then ships it with its files.
+    // Ships the end with its files; the writer journals it before it goes.
     const finish = (
       entry: Entry,
       to: RemoteJobState,
@@ -189,12 +197,6 @@ export const run = (
           if ((fs.statSync(local, { throwIfNoEntry: false })?.size ?? 0) > 0) files[local] = name
         }
         const details: FinalDetails = { exitCode: outcome.exitCode, reason: outcome.reason, at, outputs, files }
-        yield* Effect.try(() =>
-          fs.writeFileSync(
-            path.join(entry.logDir, "state.json"),
-            JSON.stringify({ state: to, exitCode: outcome.exitCode, reason: outcome.reason, at })
-          )
-        ).pipe(Effect.ignore)
         yield* state(entry, to, details)
       })
 
@@ -202,7 +204,7 @@ export const run = (
       Effect.gen(function*() {
         const key = `${job.id}-${job.attempt}`
         const dir = path.join(jobsDir, key)
-        if (entries.has(key) || fs.existsSync(dir)) {
+        if (entries.has(key) || !claimFolder(dir)) {
           yield* Effect.logInfo(`ignored a repeated submit of ${job.id} attempt ${job.attempt}`)
           return
         }
@@ -401,9 +403,20 @@ const specOf = (job: RemoteJob, dir: string): JobSpec =>
     ...(job.outputs === undefined ? {} : { outputs: job.outputs })
   }, { disableValidation: true })
 
+// Makes the attempt's folder; false when it exists (the attempt came before). Its `.troupe/`
+// folder is made by the executor on the first byte of output: a silent job costs one mkdir.
+const claimFolder = (dir: string): boolean => {
+  try {
+    fs.mkdirSync(dir)
+    return true
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EEXIST") return false
+    throw cause
+  }
+}
+
 // Moves the delivered files into the attempt's folder and checks them against the job's checksums.
 const placeInputs = async (entry: Entry, files: ReadonlyMap<string, string>): Promise<string | undefined> => {
-  fs.mkdirSync(entry.logDir, { recursive: true })
   const expected = new Map((entry.job.inputs ?? []).map((file) => [file.path, file] as const))
   for (const [relative, delivered] of files) {
     if (!isConfined(relative)) return `input file ${relative} leaves the job's folder`
@@ -442,28 +455,58 @@ export const sha256File = async (file: string): Promise<string> => {
   return hash.digest("hex")
 }
 
+// The journal, kept to the attempts whose folders are still there.
+const openJournal = (workdir: string, jobsDir: string) => {
+  const folders = new Set(fs.readdirSync(jobsDir))
+  return Journal.open(journalFile(path.resolve(workdir)), (key) => folders.has(key))
+}
+
+// Journals the ends among states about to be sent. A failed write is logged and the state still
+// goes: the local server's record matters more than ours.
+const record = (journal: Journal, items: ReadonlyArray<Outgoing>): void => {
+  const ends: Array<JournalEntry> = []
+  for (const { signal } of items) {
+    if (signal.state === "acknowledged" || signal.state === "running") continue
+    ends.push({
+      key: `${signal.id}-${signal.attempt}`,
+      state: signal.state,
+      exitCode: signal.exitCode,
+      reason: signal.reason,
+      at: signal.at
+    })
+  }
+  try {
+    journal.append(ends)
+  } catch (cause) {
+    Effect.runFork(Effect.logError(`could not journal ${ends.length} ends: ${String(cause)}`))
+  }
+}
+
 // Attempts that were running when a previous remote process died never finished: say so, so the
-// local server need not wait for its heartbeat timeout.
-const reportInterrupted = (mailbox: Mailbox<RemoteMessage>, jobsDir: string) =>
+// local server need not wait for its heartbeat timeout. An attempt has ended when the journal has
+// it, or (remotes before the journal) when its folder has `.troupe/state.json`.
+const reportInterrupted = (
+  mailbox: Mailbox<RemoteMessage>,
+  jobsDir: string,
+  journal: Journal,
+  ended: ReadonlySet<string>
+) =>
   Effect.gen(function*() {
     const names = yield* Effect.promise(() => fs.promises.readdir(jobsDir).catch(() => [] as Array<string>))
     for (const name of names) {
       const match = /^(.+)-(\d+)$/.exec(name)
-      if (match === null || fs.existsSync(path.join(jobsDir, name, logFolder, "state.json"))) continue
+      if (match === null || ended.has(name)) continue
+      if (fs.existsSync(path.join(jobsDir, name, logFolder, "state.json"))) continue
       const at = Date.now()
-      yield* Effect.promise(() =>
-        fs.promises.writeFile(
-          path.join(jobsDir, name, logFolder, "state.json"),
-          JSON.stringify({ state: "failed", exitCode: null, reason: "remote-restarted", at })
-        ).catch(() => undefined)
-      )
+      const reason = "the remote restarted while the job ran"
+      journal.append([{ key: name, state: "lost", exitCode: null, reason, at }])
       yield* mailbox.send(
         new StateSignal({
           id: match[1] as JobId,
           attempt: Number(match[2]),
           state: "lost",
           exitCode: null,
-          reason: "the remote restarted while the job ran",
+          reason,
           at,
           outputs: [],
           logs: false
