@@ -80,7 +80,7 @@ export const run = (
         for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
       }
       return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
-    }, maxBatch, lingerMs)
+    }, maxBatch, () => (waiting > 0 ? busyLingerMs : lingerMs))
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
       Effect.suspend(() => {
@@ -345,9 +345,13 @@ class CoreGate {
   }
 }
 
-// The most states one batch carries, and how long a state that follows another closely waits for more.
+// The most states one batch carries, and how long a state that follows another closely waits for
+// more; longer while attempts wait for cores, since their ends are sure to follow. At a few hundred
+// short jobs a second this puts several ends in each mailbox message instead of about one, and
+// each message costs both ends files written, read and removed.
 const maxBatch = 256
 const lingerMs = 5
+const busyLingerMs = 25
 
 interface Outgoing {
   readonly signal: StateSignal
