@@ -245,7 +245,7 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         yield* Queue.offerAll(events, unclaimed.get(key) ?? [])
         unclaimed.delete(key)
         const pairs = inputPairs(request.spec)
-        const inputs = yield* Effect.promise(() =>
+        const inputs = pairs.length === 0 ? [] : yield* Effect.promise(() =>
           Promise.all(pairs.map(async ([local, remote]) => {
             const stat = await fs.promises.stat(local)
             return new ShippedFile({ path: remote, size: stat.size, sha256: await sha256File(local) })

@@ -109,16 +109,13 @@ export const run = (
         }))
       })
 
-    // Says the attempt runs once it has run a moment (a quick one goes straight to its end, one
-    // message instead of two), then ships new stdout and stderr, so the local side can follow them.
+    // Started once the attempt has run a moment (a quick one goes straight to its end, one message
+    // instead of two): says it runs, then ships new stdout and stderr, so the local side can follow them.
     const tailLogs = (entry: Entry) =>
       Effect.gen(function*() {
         const sent = { stdout: 0, stderr: 0 }
-        let announced = false
+        yield* state(entry, "running")
         while (true) {
-          yield* Effect.sleep(tailIntervalMs)
-          if (!announced) yield* state(entry, "running")
-          announced = true
           for (const channel of ["stdout", "stderr"] as const) {
             const piece = yield* Effect.promise(() => readPiece(path.join(entry.logDir, channel), sent[channel]))
             if (piece === undefined) continue
@@ -137,7 +134,22 @@ export const run = (
             })
             sent[channel] += piece.length
           }
+          yield* Effect.sleep(tailIntervalMs)
         }
+      })
+
+    // Runs the attempt with its tailer forked only if it outlives the first interval: a plain
+    // timer until then, so a short job costs no second fiber.
+    const runTailed = (entry: Entry, run: Effect.Effect<RunOutcome>) =>
+      Effect.suspend(() => {
+        let tailer: Fiber.RuntimeFiber<never> | undefined
+        const timer = setTimeout(() => {
+          tailer = Effect.runFork(tailLogs(entry))
+        }, tailIntervalMs)
+        return Effect.ensuring(run, Effect.suspend(() => {
+          clearTimeout(timer)
+          return tailer === undefined ? Effect.void : Fiber.interrupt(tailer)
+        }))
       })
 
     const runAttempt = (entry: Entry) => {
@@ -155,15 +167,12 @@ export const run = (
           yield* Effect.addFinalizer(() => Effect.sync(() => (busy -= cores)))
           entry.state = "running"
           entry.startedAt = Date.now()
-          const tailer = yield* Effect.forkScoped(tailLogs(entry))
-          const outcome = yield* executor.run({
+          return yield* runTailed(entry, executor.run({
             id: entry.job.id,
             spec: specOf(entry.job, entry.dir),
             attempt: entry.job.attempt,
             jobDir: entry.logDir
-          })
-          yield* Fiber.interrupt(tailer)
-          return outcome
+          }))
         }).pipe(Effect.scoped)).pipe(Effect.ensuring(Effect.sync(() => {
           if (!admitted) waiting--
         })))
@@ -187,7 +196,9 @@ export const run = (
     ) =>
       Effect.gen(function*() {
         const at = Date.now()
-        const outputs = yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
+        const outputs = outcome.outputs.length === 0
+          ? []
+          : yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
         const files: Record<string, string> = {}
         for (const output of outputs) files[path.join(entry.dir, output.path)] = output.path
         // Empty logs are not shipped: the local side makes empty files for what does not come.
@@ -218,6 +229,8 @@ export const run = (
           exitCode: null
         }
         entries.set(key, entry)
+        // Asynchronous even with no files: by the time it returns, the attempts forked before this
+        // one have taken their cores or queued for them, which the check below reads.
         const problem = yield* Effect.promise(() => placeInputs(entry, files))
         if (problem !== undefined) {
           yield* state(entry, "rejected", { reason: problem, at: Date.now() })
