@@ -285,7 +285,10 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
               reported = signal.state
               continue
             default:
-              return yield* Effect.promise(() => settle(request, signal, event.files))
+              // An end with nothing attached (a silent job without outputs) needs no file work.
+              return event.files.size === 0 && signal.outputs.length === 0
+                ? outcomeOf(signal, [])
+                : yield* Effect.promise(() => settle(request, signal, event.files))
           }
         }
       }).pipe(
@@ -339,6 +342,11 @@ const settle = async (
     }
     outputs.push(target)
   }
+  return outcomeOf(signal, outputs)
+}
+
+// The outcome a remote's final state stands for.
+const outcomeOf = (signal: StateSignal, outputs: ReadonlyArray<string>): RunOutcome => {
   switch (signal.state) {
     case "completed":
     case "failed":
