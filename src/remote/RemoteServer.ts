@@ -201,7 +201,7 @@ export const run = (
           : yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
         const files: Record<string, string> = {}
         for (const output of outputs) files[path.join(entry.dir, output.path)] = output.path
-        // Empty logs are not shipped: the local side makes empty files for what does not come.
+        // Empty logs are not shipped: the local side, as the local executor, leaves them unmade.
         for (const [channel, name] of Object.entries(logFiles)) {
           const local = path.join(entry.logDir, channel)
           // Small metadata calls on the hot path are synchronous: cheaper than a promise each.
