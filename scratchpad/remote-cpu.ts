@@ -94,6 +94,10 @@ const main = async () => {
     if (process.env.ONLYLOCAL) continue
     await phase("remote", "box")
   }
+  // Mailbox messages each side took (one line per message in its spool's delivered.ids).
+  for (const file of (Fs.readdirSync(dir.dir, { recursive: true }) as Array<string>).filter((f) => f.endsWith("delivered.ids"))) {
+    console.log(`  ${file}: ${Fs.readFileSync(Path.join(dir.dir, file), "utf8").split("\n").filter(Boolean).length} messages`)
+  }
   await jobs.close()
   local.kill("SIGTERM"); remote.kill("SIGTERM")
   await new Promise((r) => setTimeout(r, 3000))

@@ -16,12 +16,13 @@ export interface Batcher<A, E> {
  * A batcher: one fiber flushes what was offered, in offer order, at most `max` items at a time.
  * A lone item is flushed at once, and what arrives during a flush forms the next batch, so
  * batches grow when the writer is the bottleneck. With `lingerMs`, an item that comes soon after
- * the last flush (the writer is busy with a stream of them) waits that long for company.
+ * the last flush (the writer is busy with a stream of them) waits that long for company; given
+ * as a function, it is asked at each batch (a caller that knows more items are coming says so).
  */
 export const make = <A, E>(
   flush: (items: ReadonlyArray<A>) => Effect.Effect<void, E>,
   max: number,
-  lingerMs = 0
+  lingerMs: number | (() => number) = 0
 ): Effect.Effect<Batcher<A, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* Effect.acquireRelease(
@@ -32,7 +33,8 @@ export const make = <A, E>(
       let lastFlush = 0
       while (true) {
         const first = yield* Queue.take(queue)
-        if (lingerMs > 0 && Date.now() - lastFlush < 4 * lingerMs) yield* Effect.sleep(lingerMs)
+        const linger = typeof lingerMs === "number" ? lingerMs : lingerMs()
+        if (linger > 0 && Date.now() - lastFlush < 4 * linger) yield* Effect.sleep(linger)
         const rest = yield* Queue.takeUpTo(queue, max - 1)
         const batch = [first, ...rest]
         const exit = yield* Effect.exit(flush(batch.map(([item]) => item)))

@@ -245,7 +245,7 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
         yield* Queue.offerAll(events, unclaimed.get(key) ?? [])
         unclaimed.delete(key)
         const pairs = inputPairs(request.spec)
-        const inputs = yield* Effect.promise(() =>
+        const inputs = pairs.length === 0 ? [] : yield* Effect.promise(() =>
           Promise.all(pairs.map(async ([local, remote]) => {
             const stat = await fs.promises.stat(local)
             return new ShippedFile({ path: remote, size: stat.size, sha256: await sha256File(local) })
@@ -285,7 +285,10 @@ const connect = (name: string, endpoint: Endpoint.Endpoint, options: RemotesOpti
               reported = signal.state
               continue
             default:
-              return yield* Effect.promise(() => settle(request, signal, event.files))
+              // An end with nothing attached (a silent job without outputs) needs no file work.
+              return event.files.size === 0 && signal.outputs.length === 0
+                ? outcomeOf(signal, [])
+                : yield* Effect.promise(() => settle(request, signal, event.files))
           }
         }
       }).pipe(
@@ -317,14 +320,13 @@ const settle = async (
   signal: StateSignal,
   files: ReadonlyMap<string, string>
 ): Promise<RunOutcome> => {
-  fs.mkdirSync(request.jobDir, { recursive: true })
   for (const [channel, name] of Object.entries(logFiles)) {
     const delivered = files.get(name)
-    const target = path.join(request.jobDir, channel)
-    // The remote ships only logs that have something in them; what was followed while it ran is
-    // kept (a reader may have it open) and only the rest is appended.
-    if (delivered === undefined) fs.closeSync(fs.openSync(target, "a"))
-    else await completeLog(delivered, target)
+    // The remote ships only logs that have something in them. A silent stream gets no file, as
+    // with the local executor (readers take a missing log as empty): creating two empty files
+    // and the job's folder cost more than the rest of a short job's end on this side. What was
+    // followed while it ran is kept (a reader may have it open) and only the rest is appended.
+    if (delivered !== undefined) await completeLog(delivered, path.join(request.jobDir, channel))
   }
   const outputs: Array<string> = []
   for (const output of signal.outputs) {
@@ -340,6 +342,11 @@ const settle = async (
     }
     outputs.push(target)
   }
+  return outcomeOf(signal, outputs)
+}
+
+// The outcome a remote's final state stands for.
+const outcomeOf = (signal: StateSignal, outputs: ReadonlyArray<string>): RunOutcome => {
   switch (signal.state) {
     case "completed":
     case "failed":

@@ -11,6 +11,8 @@ import { Executor } from "../executor/Executor.js"
 import type { Delivery, Mailbox } from "../transport/Mailbox.js"
 import { isConfined } from "../transport/folder/FolderFiles.js"
 import * as Batcher from "../internal/Batcher.js"
+import type { JournalEntry } from "./Journal.js"
+import { Journal, journalFile } from "./Journal.js"
 import type { RemoteJob, RemoteJobState, RemoteMessage } from "./RemoteProtocol.js"
 import {
   AliveSignal,
@@ -38,8 +40,8 @@ export interface RemoteServerOptions {
  * with the local executor (the same limits, kill, timeout and output capture as the `local` role),
  * and answers with `state`s: acknowledged, running, then the end with the output files, stdout and
  * stderr attached. It answers `isalive`, `queue` and `fullqueue`, and `terminate` kills at once.
- * It keeps no database: an attempt's folder, and the `state.json` written into it when the attempt
- * ends, are its journal, so a repeated submit never runs a job twice, even after a restart.
+ * It keeps no database: an attempt's folder, and the line its end adds to the journal
+ * (`Journal.ts`), are its record, so a repeated submit never runs a job twice, even after a restart.
  */
 export const run = (
   mailbox: Mailbox<RemoteMessage>,
@@ -56,7 +58,11 @@ export const run = (
     let busy = 0
     let waiting = 0
 
-    yield* reportInterrupted(mailbox, jobsDir)
+    const { ended, journal } = yield* Effect.acquireRelease(
+      Effect.sync(() => openJournal(options.workdir, jobsDir)),
+      ({ journal }) => Effect.sync(() => journal.close())
+    )
+    yield* reportInterrupted(mailbox, jobsDir, journal, ended)
 
     const send = (message: RemoteMessage, files?: Readonly<Record<string, string>>) =>
       mailbox.send(message, Crypto.randomUUID(), files).pipe(
@@ -65,14 +71,16 @@ export const run = (
       )
 
     // States leave in order through one writer: what piles up while it writes goes as one batch.
+    // The ends in it are journaled first, in one write, so an end is on record before it is sent.
     const outgoing = yield* Batcher.make((items: ReadonlyArray<Outgoing>) => {
+      record(journal, items)
       if (items.length === 1) return send(items[0]!.signal, items[0]!.files)
       const files: Record<string, string> = {}
       for (const { files: own, signal } of items) {
         for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
       }
       return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
-    }, maxBatch, lingerMs)
+    }, maxBatch, () => (waiting > 0 ? busyLingerMs : lingerMs))
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
       Effect.suspend(() => {
@@ -101,16 +109,13 @@ export const run = (
         }))
       })
 
-    // Says the attempt runs once it has run a moment (a quick one goes straight to its end, one
-    // message instead of two), then ships new stdout and stderr, so the local side can follow them.
+    // Started once the attempt has run a moment (a quick one goes straight to its end, one message
+    // instead of two): says it runs, then ships new stdout and stderr, so the local side can follow them.
     const tailLogs = (entry: Entry) =>
       Effect.gen(function*() {
         const sent = { stdout: 0, stderr: 0 }
-        let announced = false
+        yield* state(entry, "running")
         while (true) {
-          yield* Effect.sleep(tailIntervalMs)
-          if (!announced) yield* state(entry, "running")
-          announced = true
           for (const channel of ["stdout", "stderr"] as const) {
             const piece = yield* Effect.promise(() => readPiece(path.join(entry.logDir, channel), sent[channel]))
             if (piece === undefined) continue
@@ -129,7 +134,22 @@ export const run = (
             })
             sent[channel] += piece.length
           }
+          yield* Effect.sleep(tailIntervalMs)
         }
+      })
+
+    // Runs the attempt with its tailer forked only if it outlives the first interval: a plain
+    // timer until then, so a short job costs no second fiber.
+    const runTailed = (entry: Entry, run: Effect.Effect<RunOutcome>) =>
+      Effect.suspend(() => {
+        let tailer: Fiber.RuntimeFiber<never> | undefined
+        const timer = setTimeout(() => {
+          tailer = Effect.runFork(tailLogs(entry))
+        }, tailIntervalMs)
+        return Effect.ensuring(run, Effect.suspend(() => {
+          clearTimeout(timer)
+          return tailer === undefined ? Effect.void : Fiber.interrupt(tailer)
+        }))
       })
 
     const runAttempt = (entry: Entry) => {
@@ -147,15 +167,12 @@ export const run = (
           yield* Effect.addFinalizer(() => Effect.sync(() => (busy -= cores)))
           entry.state = "running"
           entry.startedAt = Date.now()
-          const tailer = yield* Effect.forkScoped(tailLogs(entry))
-          const outcome = yield* executor.run({
+          return yield* runTailed(entry, executor.run({
             id: entry.job.id,
             spec: specOf(entry.job, entry.dir),
             attempt: entry.job.attempt,
             jobDir: entry.logDir
-          })
-          yield* Fiber.interrupt(tailer)
-          return outcome
+          }))
         }).pipe(Effect.scoped)).pipe(Effect.ensuring(Effect.sync(() => {
           if (!admitted) waiting--
         })))
@@ -171,7 +188,7 @@ export const run = (
       )
     }
 
-    // Records the end in the attempt's folder first (the journal), then ships it with its files.
+    // Ships the end with its files; the writer journals it before it goes.
     const finish = (
       entry: Entry,
       to: RemoteJobState,
@@ -179,22 +196,18 @@ export const run = (
     ) =>
       Effect.gen(function*() {
         const at = Date.now()
-        const outputs = yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
+        const outputs = outcome.outputs.length === 0
+          ? []
+          : yield* Effect.promise(() => describeOutputs(entry.dir, outcome.outputs))
         const files: Record<string, string> = {}
         for (const output of outputs) files[path.join(entry.dir, output.path)] = output.path
-        // Empty logs are not shipped: the local side makes empty files for what does not come.
+        // Empty logs are not shipped: the local side, as the local executor, leaves them unmade.
         for (const [channel, name] of Object.entries(logFiles)) {
           const local = path.join(entry.logDir, channel)
           // Small metadata calls on the hot path are synchronous: cheaper than a promise each.
           if ((fs.statSync(local, { throwIfNoEntry: false })?.size ?? 0) > 0) files[local] = name
         }
         const details: FinalDetails = { exitCode: outcome.exitCode, reason: outcome.reason, at, outputs, files }
-        yield* Effect.try(() =>
-          fs.writeFileSync(
-            path.join(entry.logDir, "state.json"),
-            JSON.stringify({ state: to, exitCode: outcome.exitCode, reason: outcome.reason, at })
-          )
-        ).pipe(Effect.ignore)
         yield* state(entry, to, details)
       })
 
@@ -202,7 +215,7 @@ export const run = (
       Effect.gen(function*() {
         const key = `${job.id}-${job.attempt}`
         const dir = path.join(jobsDir, key)
-        if (entries.has(key) || fs.existsSync(dir)) {
+        if (entries.has(key) || !claimFolder(dir)) {
           yield* Effect.logInfo(`ignored a repeated submit of ${job.id} attempt ${job.attempt}`)
           return
         }
@@ -216,6 +229,8 @@ export const run = (
           exitCode: null
         }
         entries.set(key, entry)
+        // Asynchronous even with no files: by the time it returns, the attempts forked before this
+        // one have taken their cores or queued for them, which the check below reads.
         const problem = yield* Effect.promise(() => placeInputs(entry, files))
         if (problem !== undefined) {
           yield* state(entry, "rejected", { reason: problem, at: Date.now() })
@@ -343,9 +358,13 @@ class CoreGate {
   }
 }
 
-// The most states one batch carries, and how long a state that follows another closely waits for more.
+// The most states one batch carries, and how long a state that follows another closely waits for
+// more; longer while attempts wait for cores, since their ends are sure to follow. At a few hundred
+// short jobs a second this puts several ends in each mailbox message instead of about one, and
+// each message costs both ends files written, read and removed.
 const maxBatch = 256
 const lingerMs = 5
+const busyLingerMs = 25
 
 interface Outgoing {
   readonly signal: StateSignal
@@ -401,9 +420,20 @@ const specOf = (job: RemoteJob, dir: string): JobSpec =>
     ...(job.outputs === undefined ? {} : { outputs: job.outputs })
   }, { disableValidation: true })
 
+// Makes the attempt's folder; false when it exists (the attempt came before). Its `.troupe/`
+// folder is made by the executor on the first byte of output: a silent job costs one mkdir.
+const claimFolder = (dir: string): boolean => {
+  try {
+    fs.mkdirSync(dir)
+    return true
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EEXIST") return false
+    throw cause
+  }
+}
+
 // Moves the delivered files into the attempt's folder and checks them against the job's checksums.
 const placeInputs = async (entry: Entry, files: ReadonlyMap<string, string>): Promise<string | undefined> => {
-  fs.mkdirSync(entry.logDir, { recursive: true })
   const expected = new Map((entry.job.inputs ?? []).map((file) => [file.path, file] as const))
   for (const [relative, delivered] of files) {
     if (!isConfined(relative)) return `input file ${relative} leaves the job's folder`
@@ -442,28 +472,58 @@ export const sha256File = async (file: string): Promise<string> => {
   return hash.digest("hex")
 }
 
+// The journal, kept to the attempts whose folders are still there.
+const openJournal = (workdir: string, jobsDir: string) => {
+  const folders = new Set(fs.readdirSync(jobsDir))
+  return Journal.open(journalFile(path.resolve(workdir)), (key) => folders.has(key))
+}
+
+// Journals the ends among states about to be sent. A failed write is logged and the state still
+// goes: the local server's record matters more than ours.
+const record = (journal: Journal, items: ReadonlyArray<Outgoing>): void => {
+  const ends: Array<JournalEntry> = []
+  for (const { signal } of items) {
+    if (signal.state === "acknowledged" || signal.state === "running") continue
+    ends.push({
+      key: `${signal.id}-${signal.attempt}`,
+      state: signal.state,
+      exitCode: signal.exitCode,
+      reason: signal.reason,
+      at: signal.at
+    })
+  }
+  try {
+    journal.append(ends)
+  } catch (cause) {
+    Effect.runFork(Effect.logError(`could not journal ${ends.length} ends: ${String(cause)}`))
+  }
+}
+
 // Attempts that were running when a previous remote process died never finished: say so, so the
-// local server need not wait for its heartbeat timeout.
-const reportInterrupted = (mailbox: Mailbox<RemoteMessage>, jobsDir: string) =>
+// local server need not wait for its heartbeat timeout. An attempt has ended when the journal has
+// it, or (remotes before the journal) when its folder has `.troupe/state.json`.
+const reportInterrupted = (
+  mailbox: Mailbox<RemoteMessage>,
+  jobsDir: string,
+  journal: Journal,
+  ended: ReadonlySet<string>
+) =>
   Effect.gen(function*() {
     const names = yield* Effect.promise(() => fs.promises.readdir(jobsDir).catch(() => [] as Array<string>))
     for (const name of names) {
       const match = /^(.+)-(\d+)$/.exec(name)
-      if (match === null || fs.existsSync(path.join(jobsDir, name, logFolder, "state.json"))) continue
+      if (match === null || ended.has(name)) continue
+      if (fs.existsSync(path.join(jobsDir, name, logFolder, "state.json"))) continue
       const at = Date.now()
-      yield* Effect.promise(() =>
-        fs.promises.writeFile(
-          path.join(jobsDir, name, logFolder, "state.json"),
-          JSON.stringify({ state: "failed", exitCode: null, reason: "remote-restarted", at })
-        ).catch(() => undefined)
-      )
+      const reason = "the remote restarted while the job ran"
+      journal.append([{ key: name, state: "lost", exitCode: null, reason, at }])
       yield* mailbox.send(
         new StateSignal({
           id: match[1] as JobId,
           attempt: Number(match[2]),
           state: "lost",
           exitCode: null,
-          reason: "the remote restarted while the job ran",
+          reason,
           at,
           outputs: [],
           logs: false

@@ -114,10 +114,11 @@ const bigOutput = (url: string, workdir: string) =>
       })
       const [record] = await jobs.wait([id], { timeout: "1200 seconds" })
       if (record!.state !== "completed" || record!.outputs.length !== 1) throw new Error(`big job ended ${record!.state}`)
-      const journal = JSON.parse(
-        Fs.readFileSync(Path.join(workdir, "jobs", `${id}-1`, ".troupe", "state.json"), "utf8")
-      ) as { readonly at: number }
-      const seconds = (record!.finishedAt! - journal.at) / 1000
+      const end = Fs.readFileSync(Path.join(workdir, "ended.log"), "utf8").split("\n")
+        .filter((line) => line.length > 0)
+        .map((line) => JSON.parse(line) as { readonly key: string; readonly at: number })
+        .find((entry) => entry.key === `${id}-1`)!
+      const seconds = (record!.finishedAt! - end.at) / 1000
       return (bigFileMiB * 1024 * 1024) / 1e6 / seconds
     } finally {
       await jobs.close()

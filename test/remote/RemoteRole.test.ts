@@ -71,6 +71,15 @@ const stopPair = async (pair: Pair | undefined) => {
   await pair?.remote.stop("SIGKILL")
 }
 
+/** The ends a remote has journaled, by `<id>-<attempt>`. */
+const journaled = (workdir: string) => {
+  const text = Fs.existsSync(Path.join(workdir, "ended.log")) ? Fs.readFileSync(Path.join(workdir, "ended.log"), "utf8") : ""
+  return new Map(text.split("\n").filter((line) => line.length > 0).map((line) => {
+    const entry = JSON.parse(line) as { readonly key: string; readonly state: string; readonly exitCode: number | null }
+    return [entry.key, entry] as const
+  }))
+}
+
 const counts = (records: ReadonlyArray<{ readonly state: string }>) => {
   const out: Record<string, number> = {}
   for (const record of records) out[record.state] = (out[record.state] ?? 0) + 1
@@ -185,10 +194,10 @@ describe("terminate and failures", () => {
     await pair.jobs.close()
     await pair.local.stop("SIGKILL")
     // The remote carries on and finishes while the local server is down.
-    await eventually(() =>
-      ids.every((id) => Fs.existsSync(Path.join(pair.remote.workdir, "jobs", `${id}-1`, ".troupe", "state.json")))
-        ? true
-        : undefined, 30_000, "the remote to finish the jobs")
+    await eventually(() => {
+      const ended = journaled(pair.remote.workdir)
+      return ids.every((id) => ended.get(`${id}-1`)?.state === "completed") ? true : undefined
+    }, 30_000, "the remote to finish the jobs")
     const local = await startLocal({
       dir: pair.local.dir,
       extraArgs: ["--remote", `box=${pair.remote.url}`, "--remote-heartbeat", "300ms", "--remote-timeout", "3s"]
@@ -223,6 +232,62 @@ describe("terminate and failures", () => {
     assert.strictEqual(seen.join(""), "first\nsecond\n")
     const [record] = await pair.jobs.wait([id])
     assert.strictEqual(record!.state, "completed")
+  }, 60_000)
+
+  it("a remote job's silent streams leave no log files here, as a local job's do, and read as empty", async () => {
+    const [local, remote, loud] = [
+      await pair.jobs.submit({ command: ["true"] }),
+      await pair.jobs.submit({ command: ["true"], on: "box" }),
+      await pair.jobs.submit({ command: ["sh", "-c", "echo out"], on: "box" })
+    ]
+    assert.deepStrictEqual(counts(await pair.jobs.wait([local, remote, loud])), { completed: 3 })
+    const read = async (id: string, channel: "stdout" | "stderr") => {
+      let text = ""
+      for await (const chunk of pair.jobs.output(id, channel)) text += Buffer.from(chunk).toString()
+      return text
+    }
+    const logsOf = (id: string) =>
+      (Fs.readdirSync(pair.dir, { recursive: true }) as Array<string>)
+        .filter((file) => file.includes(`${id}${Path.sep}`) && /(stdout|stderr)$/.test(file))
+        .map((file) => Path.basename(file))
+        .sort()
+    for (const id of [local, remote]) {
+      assert.deepStrictEqual([await read(id, "stdout"), await read(id, "stderr")], ["", ""])
+      assert.deepStrictEqual(logsOf(id), [], `job ${id === local ? "local" : "remote"}`)
+    }
+    assert.strictEqual(await read(loud, "stdout"), "out\n")
+    assert.deepStrictEqual(logsOf(loud), ["stdout"])
+    // On the remote, a silent attempt costs its folder and one journal line, nothing more.
+    assert.deepStrictEqual(Fs.readdirSync(Path.join(pair.remote.workdir, "jobs", `${remote}-1`)), [])
+    assert.deepStrictEqual(
+      [journaled(pair.remote.workdir).get(`${remote}-1`)?.state, journaled(pair.remote.workdir).get(`${remote}-1`)?.exitCode],
+      ["completed", 0]
+    )
+  }, 60_000)
+
+  it("a restarted remote reads its journal and older state.json ends, and reports only cut-off attempts", async () => {
+    const workdir = Path.join(pair.dir, "old-remote")
+    const jobs = Path.join(workdir, "jobs")
+    for (const key of ["old-1", "cut-1", "new-1"]) Fs.mkdirSync(Path.join(jobs, key, ".troupe"), { recursive: true })
+    Fs.writeFileSync(Path.join(jobs, "old-1", ".troupe", "state.json"), JSON.stringify({ state: "completed", exitCode: 0, reason: null, at: 1 }))
+    Fs.writeFileSync(
+      Path.join(workdir, "ended.log"),
+      [{ key: "new-1", state: "failed", exitCode: 2, reason: "exit code 2", at: 2 }, { key: "gone-1", state: "completed", exitCode: 0, reason: null, at: 3 }]
+        .map((entry) => `${JSON.stringify(entry)}\n`).join("") + `{"key":"torn`
+    )
+    const remote = await startRemote(`tcp://127.0.0.1:${await freePort()}`, workdir)
+    try {
+      // The cut-off attempt is journaled as lost; the ended ones stay; a folder that is gone leaves the journal.
+      const ended = await eventually(() => {
+        const now = journaled(workdir)
+        return now.has("cut-1") ? now : undefined
+      }, 20_000, "the cut-off attempt to be reported")
+      assert.deepStrictEqual(Array.from(ended.keys()).sort(), ["cut-1", "new-1"])
+      assert.strictEqual(ended.get("cut-1")!.state, "lost")
+      assert.strictEqual(ended.get("new-1")!.exitCode, 2)
+    } finally {
+      await remote.stop("SIGKILL")
+    }
   }, 60_000)
 
   it("resend: a finished job runs again where it ran or on a remote, and every attempt says where", async () => {

@@ -3,6 +3,7 @@ import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ChangeSignal } from "../../internal/ChangeSignal.js"
+import { writeAtomic } from "../folder/FolderFiles.js"
 import { isConfined } from "../folder/FolderMailbox.js"
 import { MailboxError, MessageId } from "../Mailbox.js"
 import { AttachedFile, inlineFileBytes, ShippedMessage } from "./MailboxRpc.js"
@@ -175,10 +176,8 @@ export const deliverToInbox = (inbox: string, message: ShippedMessage): Effect.E
       }
     }
     yield* io(`deliver message ${message.id}`, async () => {
-      const tmp = path.join(inbox, tmpDir, `${message.id}.${process.pid}.${Date.now()}.in`)
-      await fs.promises.mkdir(path.dirname(tmp), { recursive: true })
-      await fs.promises.writeFile(tmp, message.envelope)
-      await fs.promises.rename(tmp, path.join(inbox, `${message.id}${messageSuffix}`))
+      // The temporary folder is made only when it is missing, not once per message.
+      await writeAtomic(path.join(inbox, tmpDir), path.join(inbox, `${message.id}${messageSuffix}`), message.envelope)
       ChangeSignal.touch(inbox)
     })
   })
