@@ -22,6 +22,7 @@ import { Piscina } from "piscina"
 import { connectModules, ModulesClient } from "../../src/client/index.js"
 import * as Compat from "../../src/modules/Compat.js"
 import * as ModuleServer from "../../src/modules/ModuleServer.js"
+import { holdCoresAwake } from "./awake.js"
 import type { Bench, Latency } from "./lib.js"
 import { freePort, latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
 
@@ -177,6 +178,53 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
     `p50 ${ms(typed.sequential.p50)} against ${ms(twoHops.sequential.p50)}`,
     `the server → worker hop alone (in-process server): p50 ${ms(local.sequential.p50)}`
   ])
+  await awakeRoundTrips(framed, typed.sequential.p50, raw.sequential.p50)
+}
+
+// The sequential round trips again with the cores held awake (awake.ts): a sequential call waits on
+// two process wake-ups, and on this VM an idle core's wake-up alone can cost more than the bar.
+const awakeRoundTrips = async (framed: string, idleTyped: number, idleRaw: number) => {
+  const stop = await holdCoresAwake()
+  try {
+    const rows: Array<Array<string>> = []
+    const sequentially = async (label: string, call: () => Promise<unknown>) => {
+      const until = now() + warmupMs
+      for (let i = 0; i < 500 || now() < until; i++) await call()
+      progress(name, `${label}, cores awake: ${sequentialCalls} sequential`)
+      const t = await timed(sequentialCalls, [call])
+      rows.push([label, ms(t.latency.p50), ms(t.latency.p99), rate(t.perSecond)])
+      return t.latency.p50
+    }
+    const ipc = await ipcEcho()
+    const raw = await sequentially("raw child-process IPC, process.send (the limit)", () => ipc.call("x"))
+    ipc.close()
+    // The typed client's loops run inside Effect, as in the table above.
+    const typedSequentially = (label: string, call: Effect.Effect<unknown, unknown>) =>
+      Effect.gen(function*() {
+        yield* call
+        yield* warmEffect(call)
+        progress(name, `${label}, cores awake: ${sequentialCalls} sequential`)
+        const t = yield* timedEffect(sequentialCalls, [call])
+        rows.push([label, ms(t.latency.p50), ms(t.latency.p99), rate(t.perSecond)])
+        return t.latency.p50
+      })
+    const typed = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const client = yield* ModulesClient.make(framed)
+      const typedP50 = yield* typedSequentially("typed client (Effect) over framed://, concurrency 1", client.com("echo", "echo", "x"))
+      const twoHops = yield* ModulesClient.make(framed, { direct: false })
+      yield* typedSequentially("typed client (Effect) over framed:// through the server (direct: false)", twoHops.com("echo", "echo", "x"))
+      return typedP50
+    })))
+    table("com() sequential round trip with the cores held awake (one nice-19 spinner per core)", ["path", "p50", "p99", "sequential/s"], rows)
+    notes([
+      `bar: com() p50 ≤ 100 µs through the typed client, cores awake: ${ms(typed)} over framed:// → ${verdict(typed <= 0.1)}`,
+      `typed client against raw IPC, cores awake: p50 ${ratio(typed, raw)}`,
+      `from idle (the table above) the same call took ${ms(idleTyped)} and raw IPC, the limit, ${ms(idleRaw)}: ` +
+      `an idle core's wake-up is most of it`
+    ])
+  } finally {
+    stop()
+  }
 }
 
 interface Timed {
