@@ -178,12 +178,12 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
     `p50 ${ms(typed.sequential.p50)} against ${ms(twoHops.sequential.p50)}`,
     `the server → worker hop alone (in-process server): p50 ${ms(local.sequential.p50)}`
   ])
-  await awakeRoundTrips(framed, typed.sequential.p50, raw.sequential.p50)
+  await awakeRoundTrips(framed, dir, typed.sequential.p50, raw.sequential.p50)
 }
 
 // The sequential round trips again with the cores held awake (awake.ts): a sequential call waits on
 // two process wake-ups, and on this VM an idle core's wake-up alone can cost more than the bar.
-const awakeRoundTrips = async (framed: string, idleTyped: number, idleRaw: number) => {
+const awakeRoundTrips = async (framed: string, dir: string, idleTyped: number, idleRaw: number) => {
   const stop = await holdCoresAwake()
   try {
     const rows: Array<Array<string>> = []
@@ -198,6 +198,9 @@ const awakeRoundTrips = async (framed: string, idleTyped: number, idleRaw: numbe
     const ipc = await ipcEcho()
     const raw = await sequentially("raw child-process IPC, process.send (the limit)", () => ipc.call("x"))
     ipc.close()
+    const pool = new Piscina({ filename: Path.join(dir, "piscina-echo.mjs") })
+    const piscina = await sequentially("Piscina 5 worker threads", () => pool.run("x"))
+    await pool.destroy()
     // The typed client's loops run inside Effect, as in the table above.
     const typedSequentially = (label: string, call: Effect.Effect<unknown, unknown>) =>
       Effect.gen(function*() {
@@ -218,7 +221,7 @@ const awakeRoundTrips = async (framed: string, idleTyped: number, idleRaw: numbe
     table("com() sequential round trip with the cores held awake (one nice-19 spinner per core)", ["path", "p50", "p99", "sequential/s"], rows)
     notes([
       `bar: com() p50 ≤ 100 µs through the typed client, cores awake: ${ms(typed)} over framed:// → ${verdict(typed <= 0.1)}`,
-      `typed client against raw IPC, cores awake: p50 ${ratio(typed, raw)}`,
+      `typed client against raw IPC, cores awake: p50 ${ratio(typed, raw)}; against Piscina: ${ratio(typed, piscina)}`,
       `from idle (the table above) the same call took ${ms(idleTyped)} and raw IPC, the limit, ${ms(idleRaw)}: ` +
       `an idle core's wake-up is most of it`
     ])
