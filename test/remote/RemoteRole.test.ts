@@ -71,10 +71,10 @@ const stopPair = async (pair: Pair | undefined) => {
   await pair?.remote.stop("SIGKILL")
 }
 
-/** The ends a remote has journaled, by `<id>-<attempt>`. */
+/** The ends a remote has journaled, by `<id>-<attempt>` (a last line without its newline is not finished). */
 const journaled = (workdir: string) => {
   const text = Fs.existsSync(Path.join(workdir, "ended.log")) ? Fs.readFileSync(Path.join(workdir, "ended.log"), "utf8") : ""
-  return new Map(text.split("\n").filter((line) => line.length > 0).map((line) => {
+  return new Map(text.split("\n").slice(0, -1).filter((line) => line.length > 0).map((line) => {
     const entry = JSON.parse(line) as { readonly key: string; readonly state: string; readonly exitCode: number | null }
     return [entry.key, entry] as const
   }))
