@@ -20,8 +20,8 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import { Piscina } from "piscina"
 import { connectModules, ModulesClient } from "../../src/client/index.js"
-import * as Compat from "../../src/modules/Compat.js"
 import * as ModuleServer from "../../src/modules/ModuleServer.js"
+import { compatConnection } from "../modules/compatConnection.js"
 import { holdCoresAwake } from "./awake.js"
 import type { Bench, Latency } from "./lib.js"
 import { freePort, latency, ms, notes, now, progress, rate, ratio, table, tempDir, verdict } from "./lib.js"
@@ -154,7 +154,7 @@ const roundTrips = async (framed: string, tcp: string, compatPort: number, dir: 
 
   // The original line protocol, one keep-alive connection per client.
   const compat = await Promise.all(Array.from({ length: clients }, () => compatConnection(compatPort, "echo16")))
-  await measure("original line protocol (keep_alive), concurrency 16", () => compat[0]!.call("x"), compat.map((c) => () => c.call("x")))
+  await measure("original line protocol (keep_alive), concurrency 16", () => compat[0]!.call("echo", ["x"]), compat.map((c) => () => c.call("echo", ["x"])))
   for (const c of compat) c.close()
 
   table(
@@ -299,32 +299,6 @@ const ipcEcho = async () => {
         child.send({ fn: "echo", args: [value] })
       }),
     close: () => child.kill()
-  }
-}
-
-// A keep-alive connection of the original protocol: hello, then calls, one at a time.
-const compatConnection = async (port: number, module: string) => {
-  const socket = Net.connect(port, "127.0.0.1")
-  socket.setNoDelay(true)
-  const decoder = new Compat.LineDecoder(1 << 20)
-  const waiting: Array<(value: unknown) => void> = []
-  socket.on("data", (chunk: Buffer) => {
-    for (const line of decoder.push(chunk) as Array<Buffer>) {
-      const decoded = Compat.decode(line)
-      waiting.shift()!(decoded._tag === "Message" ? (decoded.value as { response: unknown }).response : undefined)
-    }
-  })
-  const send = (value: unknown) =>
-    new Promise<unknown>((resolve) => {
-      waiting.push(resolve)
-      socket.write(Compat.encode(value))
-    })
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()))
-  const ack = await send({ name: module })
-  if (ack !== "ack") throw new Error(`compat hello answered ${JSON.stringify(ack)}`)
-  return {
-    call: (value: unknown) => send({ function: "echo", args: [value], keep_alive: true }),
-    close: () => socket.destroy()
   }
 }
 

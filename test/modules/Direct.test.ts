@@ -7,7 +7,6 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import { ModulesClient } from "../../src/client/index.js"
-import * as Compat from "../../src/modules/Compat.js"
 import type { ModuleError } from "../../src/modules/Errors.js"
 import { Direct } from "../../src/modules/internal/DirectWire.js"
 import { FrameReader } from "../../src/modules/internal/Wire.js"
@@ -18,6 +17,7 @@ import * as Secret from "../../src/transport/Secret.js"
 import * as Transport from "../../src/transport/Transport.js"
 import { eventually, freePort, spawnRole, waitForListening } from "../integration/harness.js"
 import type { RoleProcess } from "../integration/harness.js"
+import { compatConnection } from "./compatConnection.js"
 import { config, project, write } from "./support.js"
 
 // Direct routes: a typed client over framed:// or tcp:// calls a module's worker process itself.
@@ -394,29 +394,3 @@ const skipHandshake = (port: number, module: string): Promise<{ readonly closed:
       socket.write(Buffer.concat([head, body]))
     })
   })
-
-// A keep-alive connection of the original protocol: hello, then calls one at a time.
-const compatConnection = async (port: number, module: string) => {
-  const socket = Net.connect(port, "127.0.0.1")
-  socket.setNoDelay(true)
-  const decoder = new Compat.LineDecoder(1 << 20)
-  const waiting: Array<(value: unknown) => void> = []
-  socket.on("data", (chunk: Buffer) => {
-    for (const line of decoder.push(chunk) as Array<Buffer>) {
-      const decoded = Compat.decode(line)
-      waiting.shift()?.(decoded._tag === "Message" ? (decoded.value as { response: unknown }).response : decoded)
-    }
-  })
-  const send = (value: unknown) =>
-    new Promise<unknown>((resolve) => {
-      waiting.push(resolve)
-      socket.write(Compat.encode(value))
-    })
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()))
-  const ack = await send({ name: module })
-  if (ack !== "ack") throw new Error(`compat hello answered ${JSON.stringify(ack)}`)
-  return {
-    call: (fn: string, args: ReadonlyArray<unknown>) => send({ function: fn, args, keep_alive: true }),
-    close: () => socket.destroy()
-  }
-}

@@ -12,7 +12,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
-import * as Net from "node:net"
+import type * as Net from "node:net"
+import { dial } from "../../transport/Dial.js"
 import * as Handshake from "../../transport/Handshake.js"
 import type { Secret } from "../../transport/Secret.js"
 import { ModuleError } from "../Errors.js"
@@ -148,19 +149,6 @@ class Routes<E> {
     }).pipe(Effect.timeoutFail({ duration: this.options.connectTimeout, onTimeout: () => "timeout" }))
   }
 }
-
-const dial = (host: string, port: number): Effect.Effect<Net.Socket, Error> =>
-  Effect.async<Net.Socket, Error>((resume) => {
-    const socket = Net.createConnection({ host, port, noDelay: true })
-    const onError = (error: Error) => resume(Effect.fail(error))
-    socket.once("error", onError)
-    socket.once("connect", () => {
-      socket.off("error", onError)
-      socket.on("error", () => {}) // reported through "close" from now on
-      resume(Effect.succeed(socket))
-    })
-    return Effect.sync(() => socket.destroy())
-  })
 
 // Asks for the route and waits for the worker's Routed (or the server's refusal).
 const routed = <E>(socket: Net.Socket, leftover: Uint8Array, module: string, routes: Routes<E>): Effect.Effect<Route<E>, string> =>

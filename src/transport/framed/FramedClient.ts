@@ -5,7 +5,8 @@ import * as FiberId from "effect/FiberId"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import * as Net from "node:net"
+import type * as Net from "node:net"
+import { dial } from "../Dial.js"
 import * as Endpoint from "../Endpoint.js"
 import { ConnectFailed } from "../Errors.js"
 import * as Handshake from "../Handshake.js"
@@ -214,17 +215,7 @@ class ClientState {
   }
 
   private dial(): Effect.Effect<Net.Socket, ConnectFailed> {
-    return Effect.async<Net.Socket, ConnectFailed>((resume) => {
-      const socket = Net.createConnection({ host: this.endpoint.host, port: this.endpoint.port, noDelay: true })
-      const onError = (error: Error) => resume(Effect.fail(this.socketFailed(error)))
-      socket.once("error", onError)
-      socket.once("connect", () => {
-        socket.off("error", onError)
-        socket.on("error", () => {}) // reported through "close" from now on
-        resume(Effect.succeed(socket))
-      })
-      return Effect.sync(() => socket.destroy())
-    })
+    return Effect.mapError(dial(this.endpoint.host, this.endpoint.port), (error) => this.socketFailed(error))
   }
 
   // Sends OPEN and waits for ACCEPT; the session takes the connection over in the same tick.
