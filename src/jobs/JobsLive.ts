@@ -62,6 +62,9 @@ export interface RuntimeOptions {
 
 const noQueueOptions: QueueOptions = {}
 
+/** How many messages wait in the ledger's mailbox before senders are refused (MailboxFull). */
+const ledgerCapacity = 65_536
+
 /** Default queue capacity: enough for large sweeps, bounded so that memory stays bounded. */
 export const defaultCapacity = 1_000_000
 
@@ -143,7 +146,7 @@ export const make = (options: RuntimeOptions) =>
     })
     const ledgerRef = yield* Actor.make<LedgerMessage, never>({
       name: "ledger",
-      capacity: 65_536,
+      capacity: ledgerCapacity,
       maxBatch: 4096,
       behavior: Effect.provideService(ledger.behavior, JobStore, store)
     })
@@ -227,7 +230,7 @@ export const make = (options: RuntimeOptions) =>
         }
       })
       if (!sent) {
-        const full = overloaded(new MailboxFull({ actor: "ledger", capacity: 65_536, message: "the ledger's mailbox is full" }))
+        const full = overloaded(new MailboxFull({ actor: "ledger", capacity: ledgerCapacity, message: "the ledger's mailbox is full" }))
         for (const resume of resumes) resume(full)
       }
     }
