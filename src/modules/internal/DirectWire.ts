@@ -46,10 +46,11 @@ export type DirectReply =
  *   server → worker  [openTag, handover]              the worker then sends Routed
  *
  * Node closes the server's copy of a socket it sent only when the worker's acknowledgement arrives,
- * and until then that copy may still read from the connection (and drop what it reads). Seen under
- * load: a client's first call, sent as soon as the worker said Routed, was read by the server and
- * lost. The worker's `adopted` comes behind that acknowledgement on the same channel, so once the
- * server has it, its copy is closed; only then is the client told to send.
+ * and until then that copy may still read from the connection (Node drops what it reads there).
+ * Seen under load: a client's first call, sent as soon as the worker said Routed, never reached the
+ * worker (traced in both processes); the server's copy is the only other reader. The worker's
+ * `adopted` comes behind that acknowledgement on the same channel, so once the server has it, its
+ * copy is closed; only then is the client told to send.
  */
 export const adoptTag = "troupe-direct-route"
 
