@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -56,6 +57,9 @@ export const run = (
     const running = new Map<JobId, Fiber.RuntimeFiber<void>>()
     // Cores in use, and attempts waiting for cores: a job that must wait is acknowledged first.
     let busy = 0
+    // Work started from callbacks (a log tailer, a failed journal write's log line) runs with the
+    // server's services and logger.
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     let waiting = 0
 
     const { ended, journal } = yield* Effect.acquireRelease(
@@ -73,7 +77,7 @@ export const run = (
     // States leave in order through one writer: what piles up while it writes goes as one batch.
     // The ends in it are journaled first, in one write, so an end is on record before it is sent.
     const outgoing = yield* Batcher.make((items: ReadonlyArray<Outgoing>) => {
-      record(journal, items)
+      record(journal, items, (message) => void runFork(Effect.logError(message)))
       if (items.length === 1) return send(items[0]!.signal, items[0]!.files)
       const files: Record<string, string> = {}
       for (const { files: own, signal } of items) {
@@ -144,7 +148,7 @@ export const run = (
       Effect.suspend(() => {
         let tailer: Fiber.RuntimeFiber<never> | undefined
         const timer = setTimeout(() => {
-          tailer = Effect.runFork(tailLogs(entry))
+          tailer = runFork(tailLogs(entry))
         }, tailIntervalMs)
         return Effect.ensuring(run, Effect.suspend(() => {
           clearTimeout(timer)
@@ -480,7 +484,7 @@ const openJournal = (workdir: string, jobsDir: string) => {
 
 // Journals the ends among states about to be sent. A failed write is logged and the state still
 // goes: the local server's record matters more than ours.
-const record = (journal: Journal, items: ReadonlyArray<Outgoing>): void => {
+const record = (journal: Journal, items: ReadonlyArray<Outgoing>, logError: (message: string) => void): void => {
   const ends: Array<JournalEntry> = []
   for (const { signal } of items) {
     if (signal.state === "acknowledged" || signal.state === "running") continue
@@ -495,7 +499,7 @@ const record = (journal: Journal, items: ReadonlyArray<Outgoing>): void => {
   try {
     journal.append(ends)
   } catch (cause) {
-    Effect.runFork(Effect.logError(`could not journal ${ends.length} ends: ${String(cause)}`))
+    logError(`could not journal ${ends.length} ends: ${String(cause)}`)
   }
 }
 
