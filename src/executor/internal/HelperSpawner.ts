@@ -25,6 +25,11 @@ export type HelperReply =
   /** Exit and closed streams together: the common end of a job, in one message. */
   | { readonly t: "end"; readonly id: number; readonly code: number | null; readonly signal: string | null }
 
+// Every fork copies the helper's page tables and every page it writes afterwards takes a
+// copy-on-write fault: a small young generation and no V8 background threads keep both low
+// (measured: `true` jobs in 2 submit → wait loops 631–635/s → 649–721/s, docs/BENCHMARKS.md).
+const helperFlags = ["--single-threaded", "--max-semi-space-size=1"]
+
 /**
  * Spawns through a helper process (started on first use, restarted after a crash). The channel
  * holds the runtime's event loop open only while processes are running.
@@ -40,7 +45,7 @@ export const make = (): Spawner & { readonly helperPid: () => number | undefined
     const fromSource = import.meta.url.endsWith(".ts")
     const script = fileURLToPath(new URL(fromSource ? "./SpawnHelper.ts" : "./SpawnHelper.js", import.meta.url))
     const child = fork(script, [], {
-      execArgv: fromSource ? ["--import", "tsx"] : [],
+      execArgv: fromSource ? ["--import", "tsx", ...helperFlags] : helperFlags,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "json"
     })
