@@ -7,6 +7,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { IncompatibleDatabase, StoreError } from "../domain/Errors.js"
+import * as IdleCheckpoint from "./IdleCheckpoint.js"
 import { JobStore } from "./JobStore.js"
 import * as Migrations from "./Migrations.js"
 import * as SqlJobStore from "./SqlJobStore.js"
@@ -15,6 +16,8 @@ import * as SqlJobStore from "./SqlJobStore.js"
 export interface SqliteStoreOptions {
   /** The database file; its folder is created when missing. */
   readonly filename: string
+  /** How long without writes before the log is checkpointed into the file; default 250 ms. */
+  readonly idleCheckpointMs?: number
 }
 
 /**
@@ -32,6 +35,10 @@ export const layerClient = (
       Effect.mapError((cause) => new StoreError({ message: `cannot open ${filename}`, cause }))
     )
     yield* prepare(client, filename)
+    yield* Effect.acquireRelease(
+      IdleCheckpoint.start(client, options.idleCheckpointMs),
+      (stop) => Effect.sync(stop)
+    )
     return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
   })).pipe(Layer.provide(Reactivity.layer))
 
