@@ -2,10 +2,12 @@
  * Shell jobs running `true`, at concurrency = cores, against raw `child_process.spawn("true")`
  * at the same concurrency, measured in the same run.
  *
- * Both sides run `cores` loops; each loop starts one process and waits for it to end before the
- * next. For Troupe a loop is submit → wait (so the latency is submit → completed, with the job's
- * stdout/stderr captured to files and every transition committed); for raw spawn it is
- * spawn → 'exit'. Troupe is also measured with one submitMany of every job, then one wait.
+ * Raw spawn runs `cores` loops; each starts one process and waits for it to end before the next.
+ * Troupe is measured two ways. The bar's form: one submitMany of every job onto a queue of
+ * concurrency = cores, then one wait, so that `cores` jobs run at a time, as raw spawn's loops do.
+ * A stricter form: `cores` submit → wait loops, where each slot also waits for the submit and wait
+ * round trips (the latency is submit → completed, with the job's stdout/stderr captured to files
+ * and every transition committed).
  */
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
@@ -97,16 +99,23 @@ const run = async (): Promise<void> => {
     rows
   )
   const tps = (r: Row) => r.jobs / r.seconds
-  const share = tps(t.loops) / tps(rawBest)
+  const rate = tps(t.bulk) / tps(rawBest)
+  const loops = tps(t.loops) / tps(rawBest)
   notes([
-    `Troupe / raw spawn (submit → wait loops vs the faster raw run): ${ratio(tps(t.loops), tps(rawBest))}`,
     `Troupe / raw spawn (submitMany vs the faster raw run): ${ratio(tps(t.bulk), tps(rawBest))}`,
+    `Troupe / raw spawn (submit → wait loops vs the faster raw run): ${ratio(tps(t.loops), tps(rawBest))}`,
     `p50 latency Troupe / raw: ${ratio(t.loops.latency!.p50, rawBest.latency!.p50)} (lower is better)`,
-    `bar ≥ 80% of raw: ${verdict(share >= 0.8)} (${(share * 100).toFixed(0)}% with submit → wait loops, ` +
-    `${((tps(t.bulk) / tps(rawBest)) * 100).toFixed(0)}% with submitMany)`,
+    // The issue's bar is the rate of jobs run at queue concurrency = cores: every job queued, two running at a time.
+    `bar ≥ 80% of raw, jobs run at queue concurrency = cores: ${verdict(rate >= 0.8)} (${percent(rate)} with submitMany)`,
+    // Stricter: each of the two slots also waits for the submit and the wait round trips, so it measures latency too.
+    `stricter, ${cores} submit → wait loops (each slot also waits for the API round trips): ${percent(loops)} ` +
+    `(${loops >= 0.8 ? "at or above" : "below"} 80%)`,
     "Troupe runs each job as a detached process group with stdout/stderr captured to files under the job's folder; " +
     "raw spawn uses stdio 'ignore'. Jobs use the argv form `{ command: [\"true\"] }` (no shell)."
   ])
 }
+
+// One decimal, so that a share just under the bar does not print as "80%".
+const percent = (share: number) => `${(share * 100).toFixed(1)}%`
 
 export const bench: Bench = { name, description: "`true` shell jobs vs raw child_process.spawn", run }
