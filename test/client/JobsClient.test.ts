@@ -48,11 +48,19 @@ describe("troupe/client against a spawned --role=local", () => {
     assert.strictEqual(Buffer.concat(chunks).toString("utf8"), "one\ntwo\n")
   })
 
-  it("streams events for jobs submitted after subscribing", async () => {
+  it("streams events for jobs submitted once the subscription is live", async () => {
     const iterator = jobs.events()[Symbol.asyncIterator]()
     const seen: Array<JobEvent> = []
-    // The subscription starts with the first `next`; a job submitted after it is seen to its end.
+    // The subscription starts with the first `next`, on the server a moment later: it is live once
+    // an event arrives. Probe jobs are submitted until one does (a submit can overtake the request).
     const first = iterator.next()
+    let live = false
+    void first.then(() => (live = true))
+    for (let probe = 0; probe < 100 && !live; probe++) {
+      await jobs.submit({ command: "true" })
+      await Promise.race([first, new Promise((resolve) => setTimeout(resolve, 100))])
+    }
+    assert.isTrue(live, "no event arrived for 100 probe jobs")
     const id = await jobs.submit({ command: "true" })
     let next = await first
     while (!next.done) {
