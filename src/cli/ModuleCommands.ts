@@ -56,10 +56,12 @@ export const runRole = Effect.fnUntraced(function*(argv: ReadonlyArray<string>) 
   }
   const listen = yield* Effect.forEach(Args.strings(parsed, "listen"), (url) => Args.endpoint("module-role", url))
   const compat = yield* compatOf(Args.string(parsed, "compat"))
+  const directPort = yield* directPortOf(Args.string(parsed, "direct-port"))
   const options = compact<ModuleRole.ModuleRoleOptions>({
     configFile,
     listen: listen.length > 0 ? listen : undefined,
     compat,
+    directPort,
     logDir: Args.string(parsed, "log-dir"),
     logMaxBytes: yield* sizeOf(Args.string(parsed, "log-max-size")),
     logFiles: yield* Args.integer("module-role", parsed, "log-files", 1),
@@ -94,6 +96,7 @@ const roleOptions: Args.Options = {
   config: { type: "string" },
   listen: { type: "string", multiple: true },
   compat: { type: "string" },
+  "direct-port": { type: "string" },
   "log-dir": { type: "string" },
   "log-max-size": { type: "string" },
   "log-files": { type: "string" },
@@ -112,6 +115,17 @@ const compatOf = (text: string | undefined) =>
     }
     return address
   })
+
+// A port for the direct-route listener (1–65535), or off.
+const directPortOf = (text: string | undefined): Effect.Effect<number | "off" | undefined, Args.UsageError> => {
+  if (text === undefined) return Effect.succeed(undefined)
+  if (text === "off") return Effect.succeed("off")
+  const port = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return Effect.fail(new Args.UsageError({ command: "module-role", message: `--direct-port ${text}: expected a port (1-65535) or off` }))
+  }
+  return Effect.succeed(port)
+}
 
 // A size with an optional unit: 10485760, 512K, 10M, 1G.
 const sizeOf = (text: string | undefined): Effect.Effect<number | undefined, Args.UsageError> => {

@@ -344,6 +344,9 @@ Options:
                         tcp://127.0.0.1:7881): tcp://, unix://, framed://, folder://
   --compat HOST:PORT    listener for the original line-protocol clients
                         (default 127.0.0.1:36577); "off" for none
+  --direct-port PORT    port of the direct-route listener beside each tcp:// or
+                        framed:// endpoint, for firewalls (default: an ephemeral
+                        port); "off" for none: every call then goes through the server
   --log-dir DIR         per-module logs, JSON lines (default logs/ beside the config)
   --log-max-size SIZE   rotate a module's log past SIZE (default 10M)
   --log-files N         rotated logs kept per module (default 5)

@@ -20,8 +20,10 @@ import type { ModuleServer } from "./ModuleServer.js"
 
 /** How the direct listener runs. */
 export interface DirectServerOptions {
-  /** The address to bind, with an ephemeral port; the typed listener's host. */
+  /** The address to bind: the typed listener's host. */
   readonly host: string
+  /** The port to bind; default 0, an ephemeral port (clients learn it from `ModulesRpc.Route`). */
+  readonly port?: number | undefined
   /** The secret clients must prove, as on the typed listener. */
   readonly secret?: Secret | undefined
   /** How long a client may take for the handshake and its route request; default 5 seconds. */
@@ -58,7 +60,7 @@ export const make = (
     // Closing stops listening at once. Not waiting for the close callback is deliberate: Node counts
     // the sockets handed to workers as the server's until the workers close them, which they do only
     // once the modules stop, after the listeners.
-    const server = yield* Effect.acquireRelease(listen(options.host, onSocket), (server) =>
+    const server = yield* Effect.acquireRelease(listen(options.host, options.port ?? 0, onSocket), (server) =>
       Effect.sync(() => {
         for (const socket of pending) socket.destroy()
         server.close()
@@ -133,18 +135,22 @@ const frame = (message: DirectReply): Buffer => {
   return Buffer.concat([head, body])
 }
 
-const listen = (host: string, onSocket: (socket: Net.Socket) => void): Effect.Effect<Net.Server, ListenFailed> =>
+const listen = (host: string, port: number, onSocket: (socket: Net.Socket) => void): Effect.Effect<Net.Server, ListenFailed> =>
   Effect.async<Net.Server, ListenFailed>((resume) => {
     const server = Net.createServer({ noDelay: true }, onSocket)
-    server.once("error", (cause) =>
+    server.once("error", (cause: NodeJS.ErrnoException) => {
+      const inUse = cause.code === "EADDRINUSE"
       resume(Effect.fail(
         new ListenFailed({
-          url: `${host}:0`,
-          reason: "other",
-          message: `cannot listen for direct routes on ${host} (${cause.message})`,
+          url: `${host}:${port}`,
+          reason: inUse ? "address-in-use" : cause.code === "EACCES" ? "permission-denied" : "other",
+          message: inUse
+            ? `cannot listen for direct routes on ${host}:${port}: the port is in use (choose another --direct-port, or off)`
+            : `cannot listen for direct routes on ${host}${port === 0 ? "" : `:${port}`} (${cause.message})`,
           cause
         })
-      )))
-    server.listen(0, host, () => resume(Effect.succeed(server)))
+      ))
+    })
+    server.listen(port, host, () => resume(Effect.succeed(server)))
     return Effect.sync(() => server.close())
   })

@@ -22,6 +22,11 @@ export interface ModuleRoleOptions extends ModuleServer.ModuleServerOptions {
   readonly secret?: Secret | undefined
   /** Listen beyond loopback without a secret (a private network); also allows a compat listener beyond loopback. */
   readonly insecure?: boolean | undefined
+  /**
+   * The port of the direct-route listener beside each TCP endpoint: default 0, an ephemeral port;
+   * a fixed port for firewalls; `off` for none (every call then passes through the server).
+   */
+  readonly directPort?: number | "off" | undefined
 }
 
 /** The endpoint the module role serves when no `--listen` is given. */
@@ -39,7 +44,10 @@ export const layer = (options: ModuleRoleOptions): Layer.Layer<never, ListenFail
     ...(options.secret !== undefined ? { secret: options.secret } : {}),
     ...(options.insecure !== undefined ? { insecure: options.insecure } : {})
   }
-  const listeners = Layer.mergeAll(Layer.empty, ...listen.map((endpoint) => layerListener(endpoint, serverOptions)))
+  const listeners = Layer.mergeAll(
+    Layer.empty,
+    ...listen.map((endpoint) => layerListener(endpoint, serverOptions, options.directPort ?? 0))
+  )
   return Layer.mergeAll(listeners, layerCompat(options)).pipe(
     Layer.tap(() => Effect.logInfo(`troupe module role serving ${listen.map(Endpoint.format).join(" ")}`)),
     Layer.provide(ModuleServer.layer(options))
@@ -73,26 +81,27 @@ export const layerHandlers = (
 // private
 
 // One endpoint: its own RpcServer and its own table of client addresses (client ids are per protocol).
-// A TCP endpoint (framed:// or tcp://) gets a direct-route listener on its host too.
+// A TCP endpoint (framed:// or tcp://) gets a direct-route listener on its host too, unless `off`.
 const layerListener = (
   endpoint: Endpoint.Endpoint,
-  options: Transport.ServerOptions
+  options: Transport.ServerOptions,
+  directPort: number | "off"
 ): Layer.Layer<never, ListenFailed, ModuleServer.ModuleServer> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const peers = new Map<number, PeerAddress>()
     const none = new PeerAddress({ ip: endpoint._tag === "Folder" ? "folder" : "unix", port: 0 })
     let direct: DirectServer.DirectServer | undefined
-    if (endpoint._tag === "Framed" || endpoint._tag === "Tcp") {
+    if ((endpoint._tag === "Framed" || endpoint._tag === "Tcp") && directPort !== "off") {
       yield* Transport.checkExposure(endpoint, options)
       const modules = yield* ModuleServer.ModuleServer
-      direct = yield* DirectServer.make(modules, { host: endpoint.host, secret: options.secret })
+      direct = yield* DirectServer.make(modules, { host: endpoint.host, port: directPort, secret: options.secret })
     }
-    const directPort = direct === undefined ? null : direct.port
+    const routePort = direct === undefined ? null : direct.port
     return Transport.layerServer(ModulesRpc, endpoint, {
       ...options,
       onConnect: (clientId, peer) => peers.set(clientId, new PeerAddress({ ip: peer.host, port: peer.port })),
       onDisconnect: (clientId) => Effect.sync(() => peers.delete(clientId))
-    }).pipe(Layer.provide(layerHandlers((clientId) => peers.get(clientId) ?? none, () => directPort)))
+    }).pipe(Layer.provide(layerHandlers((clientId) => peers.get(clientId) ?? none, () => routePort)))
   }))
 
 const layerCompat = (options: ModuleRoleOptions): Layer.Layer<never, ListenFailed, ModuleServer.ModuleServer> => {

@@ -15,7 +15,7 @@ import * as Endpoint from "../../src/transport/Endpoint.js"
 import * as Handshake from "../../src/transport/Handshake.js"
 import * as Secret from "../../src/transport/Secret.js"
 import * as Transport from "../../src/transport/Transport.js"
-import { eventually, freePort, spawnRole, waitForListening } from "../integration/harness.js"
+import { eventually, freePort, runCli, spawnRole, waitForListening } from "../integration/harness.js"
 import type { RoleProcess } from "../integration/harness.js"
 import { compatConnection } from "./compatConnection.js"
 import { config, project, write } from "./support.js"
@@ -331,6 +331,72 @@ describe("direct routes with a shared secret", () => {
       // The client with the secret is still served over its route.
       assert.strictEqual(yield* viaRoute(role, client.com("math", "add", 3, 3)), 6)
     }))
+})
+
+describe("the direct-route port (--direct-port)", () => {
+  const start = (dir: string, port: number, directPort: string) =>
+    spawnRole([
+      "--role=module",
+      "--config", Path.join(dir, "server.config.json"),
+      "--listen", `framed://127.0.0.1:${port}`,
+      "--compat", "off",
+      "--direct-port", directPort
+    ], { port, cwd: dir })
+
+  it.scopedLive("a fixed port is where the direct listener binds and what clients are told; calls take the route", () =>
+    Effect.gen(function*() {
+      const dir = project(modules)
+      config(dir, { math: ["./math.mjs", "*", null] })
+      const [port, directPort] = yield* Effect.promise(() => Promise.all([freePort(), freePort()]))
+      const role = yield* Effect.acquireRelease(Effect.promise(() => start(dir, port, String(directPort))), (r) =>
+        Effect.promise(() => r.stop("SIGKILL")))
+      const framed = `framed://127.0.0.1:${port}`
+      const rpc = yield* Transport.makeClient(ModulesRpc, yield* Endpoint.parse(framed))
+      assert.strictEqual(yield* rpc.Route(undefined), directPort)
+      const client = yield* ModulesClient.make(framed)
+      assert.strictEqual(yield* viaRoute(role, client.com("math", "add", 20, 22)), 42)
+    }))
+
+  it.scopedLive("off: no direct listener, clients are told so, and every call goes through the server", () =>
+    Effect.gen(function*() {
+      const dir = project(modules)
+      config(dir, { math: ["./math.mjs", "*", null] })
+      const port = yield* Effect.promise(() => freePort())
+      const role = yield* Effect.acquireRelease(Effect.promise(() => start(dir, port, "off")), (r) =>
+        Effect.promise(() => r.stop("SIGKILL")))
+      const framed = `framed://127.0.0.1:${port}`
+      const rpc = yield* Transport.makeClient(ModulesRpc, yield* Endpoint.parse(framed))
+      assert.isNull(yield* rpc.Route(undefined))
+      const client = yield* ModulesClient.make(framed)
+      for (let i = 0; i < 20; i++) assert.strictEqual(yield* client.com("math", "add", i, 1), i + 1)
+      // With the server stopped, a call waits: it has no route around the server.
+      process.kill(role.child.pid!, "SIGSTOP")
+      const stalled = yield* Effect.either(Effect.timeout(client.com("math", "add", 1, 1), "300 millis")).pipe(
+        Effect.ensuring(Effect.sync(() => process.kill(role.child.pid!, "SIGCONT")))
+      )
+      assert.isTrue(Either.isLeft(stalled))
+      assert.strictEqual(yield* client.com("math", "add", 2, 2), 4)
+    }))
+
+  it("a port in use is one clear line and exit 2; a bad value is a usage error", async () => {
+    const dir = project(modules)
+    config(dir, { math: ["./math.mjs", "*", null] })
+    const [port, taken] = [await freePort(), await freePort()]
+    const holder = Net.createServer().listen(taken, "127.0.0.1")
+    await new Promise((resolve) => holder.once("listening", resolve))
+    try {
+      const args = ["--role=module", "--config", Path.join(dir, "server.config.json"), "--listen", `framed://127.0.0.1:${port}`, "--compat", "off"]
+      const inUse = await runCli([...args, "--direct-port", String(taken)], { cwd: dir })
+      assert.strictEqual(inUse.code, 2)
+      assert.strictEqual(inUse.stderr.trim().split("\n").filter((line) => line.includes("troupe:")).length, 1)
+      assert.include(inUse.stderr, `cannot listen for direct routes on 127.0.0.1:${taken}: the port is in use`)
+      const bad = await runCli([...args, "--direct-port", "70000"], { cwd: dir })
+      assert.strictEqual(bad.code, 2)
+      assert.include(bad.stderr, "--direct-port 70000: expected a port (1-65535) or off")
+    } finally {
+      holder.close()
+    }
+  })
 })
 
 // ---------------------------------------------------------------------------------------------
