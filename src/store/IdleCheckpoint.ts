@@ -28,12 +28,15 @@ export const start = (
     let sampled = -1
     let checkpointed = -1
     let busy = false
+    // Once stopped, a tick already under way does not touch the connection, which closes next.
+    let stopped = false
     const tick = Effect.gen(function*() {
+      if (stopped) return
       const rows = yield* client<{ n: number }>`SELECT total_changes() AS n`
       const changes = rows[0]?.n ?? 0
       const quiet = changes === sampled
       sampled = changes
-      if (!quiet || changes === checkpointed) return
+      if (!quiet || changes === checkpointed || stopped) return
       yield* client`PRAGMA wal_checkpoint(PASSIVE)`
       checkpointed = changes
     }).pipe(
@@ -48,5 +51,8 @@ export const start = (
       run(tick)
     }, intervalMs)
     timer.unref()
-    return () => clearInterval(timer)
+    return () => {
+      stopped = true
+      clearInterval(timer)
+    }
   })
