@@ -16,7 +16,7 @@ import * as SqlJobStore from "./SqlJobStore.js"
 export interface SqliteStoreOptions {
   /** The database file; its folder is created when missing. */
   readonly filename: string
-  /** How long without writes before the log is checkpointed into the file; default 250 ms. */
+  /** The sampling interval of the idle checkpoint: the log is copied into the file after one whole interval without writes; default 250 ms. */
   readonly idleCheckpointMs?: number
 }
 
