@@ -72,7 +72,8 @@ const roleOptions: Args.Options = {
   remote: { type: "string", multiple: true },
   "remote-heartbeat": { type: "string" },
   "remote-timeout": { type: "string" },
-  workdir: { type: "string" }
+  workdir: { type: "string" },
+  keep: { type: "string" }
 }
 
 // The module server's commands, loaded only when one of them runs.
@@ -176,6 +177,7 @@ const runRemote = Effect.fnUntraced(function*(parsed: Args.Parsed) {
     listen: listen[0]!,
     workdir: Args.string(parsed, "workdir"),
     cores: yield* Args.integer("remote", parsed, "cores", 1),
+    keepEndedMs: Args.string(parsed, "keep") === "forever" ? "forever" : yield* Args.duration("remote", parsed, "keep"),
     secret: yield* Secret.resolve(Args.string(parsed, "secret-file")),
     insecure: Args.flag(parsed, "insecure") || undefined
   })

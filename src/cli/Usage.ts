@@ -182,6 +182,9 @@ Options:
                      transport: tcp://, unix://, framed://, folder://)
   --workdir DIR      where jobs run (default .troupe-remote)
   --cores N          cores available to jobs (default: this machine's)
+  --keep DURATION    how long an ended attempt's folder stays once its end and
+                     files are queued for the local server (default 7d;
+                     "forever" keeps them all)
   --secret-file FILE the shared secret (default $TROUPE_SECRET_FILE)
   --insecure         listen beyond loopback without a secret
 `,

@@ -21,30 +21,26 @@ export const journalFile = (workdir: string): string => path.join(workdir, "ende
 
 /** An open journal: ends are appended, several in one write. */
 export class Journal {
-  private constructor(private fd: number | undefined) {}
+  private constructor(private readonly file: string, private fd: number | undefined) {}
 
   /**
    * Reads the journal, keeps the lines of attempts whose folders still exist (`keep`), rewrites it
-   * with them and opens it for appending; also gives the keys of the attempts it has. A torn last
-   * line (a crash mid-write) is dropped.
+   * with them and opens it for appending; also gives the attempts it has, with when each ended. A
+   * torn last line (a crash mid-write) is dropped.
    */
-  static open(file: string, keep: (key: string) => boolean): { readonly journal: Journal; readonly ended: ReadonlySet<string> } {
-    const ended = new Map<string, JournalEntry>()
-    let text = ""
-    try {
-      text = fs.readFileSync(file, "utf8")
-    } catch {
-      // No journal yet.
-    }
-    for (const line of text.split("\n")) {
-      const entry = parseLine(line)
-      if (entry !== undefined && keep(entry.key)) ended.set(entry.key, entry)
-    }
+  static open(file: string, keep: (key: string) => boolean): { readonly journal: Journal; readonly ended: ReadonlyMap<string, number> } {
     fs.mkdirSync(path.dirname(file), { recursive: true })
-    const tmp = `${file}.tmp`
-    fs.writeFileSync(tmp, Array.from(ended.values(), formatLine).join(""))
-    fs.renameSync(tmp, file)
-    return { journal: new Journal(fs.openSync(file, "a")), ended: new Set(ended.keys()) }
+    const kept = rewrite(file, keep)
+    return { journal: new Journal(file, fs.openSync(file, "a")), ended: new Map(Array.from(kept, (entry) => [entry.key, entry.at])) }
+  }
+
+  /** Rewrites the journal with only the lines `keep` accepts (attempts whose folders were removed go). */
+  compact(keep: (key: string) => boolean): void {
+    if (this.fd === undefined) return
+    fs.closeSync(this.fd)
+    this.fd = undefined
+    rewrite(this.file, keep)
+    this.fd = fs.openSync(this.file, "a")
   }
 
   /** Appends ends in one write; they are on disk (in the page cache) when this returns. */
@@ -61,6 +57,25 @@ export class Journal {
 
 // ---------------------------------------------------------------------------------------------
 // private
+
+// Replaces the file, through a temporary one, with its parsed lines that `keep` accepts.
+const rewrite = (file: string, keep: (key: string) => boolean): ReadonlyArray<JournalEntry> => {
+  let text = ""
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch {
+    // No journal yet.
+  }
+  const kept = new Map<string, JournalEntry>()
+  for (const line of text.split("\n")) {
+    const entry = parseLine(line)
+    if (entry !== undefined && keep(entry.key)) kept.set(entry.key, entry)
+  }
+  const tmp = `${file}.tmp`
+  fs.writeFileSync(tmp, Array.from(kept.values(), formatLine).join(""))
+  fs.renameSync(tmp, file)
+  return Array.from(kept.values())
+}
 
 const formatLine = (entry: JournalEntry): string =>
   `${JSON.stringify({ key: entry.key, state: entry.state, exitCode: entry.exitCode, reason: entry.reason, at: entry.at })}\n`

@@ -1,6 +1,8 @@
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -34,6 +36,11 @@ export interface RemoteServerOptions {
   readonly workdir: string
   /** Cores available to jobs; a job's `cores` takes that many. */
   readonly cores: number
+  /**
+   * How long an ended attempt is kept after its end has been queued for the local server: its
+   * folder, its journal line and its entry in `queue` answers. Undefined keeps them all.
+   */
+  readonly keepEndedMs?: number | undefined
 }
 
 /**
@@ -66,7 +73,11 @@ export const run = (
       Effect.sync(() => openJournal(options.workdir, jobsDir)),
       ({ journal }) => Effect.sync(() => journal.close())
     )
-    yield* reportInterrupted(mailbox, jobsDir, journal, ended)
+    // When each journaled attempt ended; `shipped` holds those whose end is queued for the local
+    // server with its files (the end of an earlier process was queued before it journaled more).
+    const endedAt = new Map(ended)
+    yield* reportInterrupted(mailbox, jobsDir, journal, endedAt)
+    const shipped = new Set(endedAt.keys())
 
     const send = (message: RemoteMessage, files?: Readonly<Record<string, string>>) =>
       mailbox.send(message, Crypto.randomUUID(), files).pipe(
@@ -77,14 +88,42 @@ export const run = (
     // States leave in order through one writer: what piles up while it writes goes as one batch.
     // The ends in it are journaled first, in one write, so an end is on record before it is sent.
     const outgoing = yield* Batcher.make((items: ReadonlyArray<Outgoing>) => {
-      record(journal, items, (message) => void runFork(Effect.logError(message)))
-      if (items.length === 1) return send(items[0]!.signal, items[0]!.files)
-      const files: Record<string, string> = {}
-      for (const { files: own, signal } of items) {
-        for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
-      }
-      return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
+      const ends = record(journal, items, (message) => void runFork(Effect.logError(message)))
+      for (const end of ends) endedAt.set(end.key, end.at)
+      const sent = items.length === 1 ? send(items[0]!.signal, items[0]!.files) : Effect.suspend(() => {
+        const files: Record<string, string> = {}
+        for (const { files: own, signal } of items) {
+          for (const [local, name] of Object.entries(own ?? {})) files[local] = `${batchFilePrefix(signal.id, signal.attempt)}${name}`
+        }
+        return send(new BatchSignal({ submits: [], states: items.map((item) => item.signal) }, true), files)
+      })
+      return ends.length === 0 ? sent : Effect.zipLeft(sent, Effect.sync(() => {
+        for (const end of ends) shipped.add(end.key)
+      }))
     }, maxBatch, () => (waiting > 0 ? busyLingerMs : lingerMs))
+
+    // Attempts that ended more than `keepEndedMs` ago, with their ends queued, leave the disk and
+    // the queue; the journal is rewritten without them.
+    const sweepEnded = (keepMs: number) =>
+      Effect.promise(async () => {
+        const cutoff = Date.now() - keepMs
+        const old: Array<string> = []
+        for (const [key, at] of endedAt) if (at <= cutoff && shipped.has(key)) old.push(key)
+        if (old.length === 0) return
+        for (const key of old) {
+          await fs.promises.rm(path.join(jobsDir, key), { recursive: true, force: true })
+          endedAt.delete(key)
+          shipped.delete(key)
+          entries.delete(key)
+        }
+        journal.compact((key) => endedAt.has(key))
+      }).pipe(Effect.catchAllDefect((cause) => Effect.logWarning("could not remove old attempt folders", cause)))
+    if (options.keepEndedMs !== undefined) {
+      const keepMs = options.keepEndedMs
+      const every = Duration.millis(sweepIntervalMs(keepMs))
+      // The first sweep waits one interval, so that a restart does not start by deleting.
+      yield* Effect.fork(Effect.sleep(every).pipe(Effect.zipRight(Effect.repeat(sweepEnded(keepMs), Schedule.spaced(every)))))
+    }
 
     const state = (entry: Entry, to: RemoteJobState, details: Partial<FinalDetails> = {}) =>
       Effect.suspend(() => {
@@ -482,9 +521,16 @@ const openJournal = (workdir: string, jobsDir: string) => {
   return Journal.open(journalFile(path.resolve(workdir)), (key) => folders.has(key))
 }
 
-// Journals the ends among states about to be sent. A failed write is logged and the state still
-// goes: the local server's record matters more than ours.
-const record = (journal: Journal, items: ReadonlyArray<Outgoing>, logError: (message: string) => void): void => {
+// How often old attempts are looked for: a quarter of the time they are kept, within 0.1 s–10 min.
+const sweepIntervalMs = (keepMs: number): number => Math.min(10 * 60_000, Math.max(100, Math.floor(keepMs / 4)))
+
+// Journals the ends among states about to be sent, and gives them. A failed write is logged and
+// the state still goes: the local server's record matters more than ours.
+const record = (
+  journal: Journal,
+  items: ReadonlyArray<Outgoing>,
+  logError: (message: string) => void
+): ReadonlyArray<JournalEntry> => {
   const ends: Array<JournalEntry> = []
   for (const { signal } of items) {
     if (signal.state === "acknowledged" || signal.state === "running") continue
@@ -501,6 +547,7 @@ const record = (journal: Journal, items: ReadonlyArray<Outgoing>, logError: (mes
   } catch (cause) {
     logError(`could not journal ${ends.length} ends: ${String(cause)}`)
   }
+  return ends
 }
 
 // Attempts that were running when a previous remote process died never finished: say so, so the
@@ -510,7 +557,7 @@ const reportInterrupted = (
   mailbox: Mailbox<RemoteMessage>,
   jobsDir: string,
   journal: Journal,
-  ended: ReadonlySet<string>
+  ended: Map<string, number>
 ) =>
   Effect.gen(function*() {
     const names = yield* Effect.promise(() => fs.promises.readdir(jobsDir).catch(() => [] as Array<string>))
@@ -521,6 +568,7 @@ const reportInterrupted = (
       const at = Date.now()
       const reason = "the remote restarted while the job ran"
       journal.append([{ key: name, state: "lost", exitCode: null, reason, at }])
+      ended.set(name, at)
       yield* mailbox.send(
         new StateSignal({
           id: match[1] as JobId,

@@ -21,9 +21,14 @@ export interface RemoteRoleOptions {
   readonly workdir?: string
   /** Cores available to jobs; default this machine's. */
   readonly cores?: number
+  /** How long an ended attempt's folder is kept once its end is queued for the local server; default 7 days, `forever` keeps all. */
+  readonly keepEndedMs?: number | "forever"
   readonly secret?: Secret
   readonly insecure?: boolean
 }
+
+/** How long ended attempts stay on a remote when no `--keep` is given: 7 days. */
+export const defaultKeepEndedMs = 7 * 86_400_000
 
 /** The folder a remote works in when no `--workdir` is given. */
 export const defaultWorkdir = ".troupe-remote"
@@ -49,7 +54,8 @@ export const layer = (options: RemoteRoleOptions): Layer.Layer<never, ListenFail
         }
       })
       yield* Effect.logInfo(`troupe remote role listening on ${url}, running jobs in ${workdir} on ${cores} cores`)
-      yield* Effect.forkScoped(RemoteServer.run(mailbox, { workdir, cores }))
+      const keep = options.keepEndedMs ?? defaultKeepEndedMs
+      yield* Effect.forkScoped(RemoteServer.run(mailbox, { workdir, cores, keepEndedMs: keep === "forever" ? undefined : keep }))
       yield* Effect.addFinalizer(() => Effect.logInfo("troupe remote role stopping: running jobs are killed"))
     })
   ).pipe(

@@ -18,8 +18,8 @@ interface RemoteProcess {
   readonly stop: (signal?: NodeJS.Signals) => Promise<void>
 }
 
-const startRemote = async (url: string, workdir: string): Promise<RemoteProcess> => {
-  const child = spawn(process.execPath, [cli, "--role=remote", "--listen", url, "--workdir", workdir, "--cores", "2"], {
+const startRemote = async (url: string, workdir: string, extraArgs: ReadonlyArray<string> = []): Promise<RemoteProcess> => {
+  const child = spawn(process.execPath, [cli, "--role=remote", "--listen", url, "--workdir", workdir, "--cores", "2", ...extraArgs], {
     cwd: workdir,
     stdio: ["ignore", "ignore", "pipe"]
   })
@@ -54,12 +54,16 @@ interface Pair {
   readonly dir: string
 }
 
-const startPair = async (scheme: string, extraLocalArgs: ReadonlyArray<string> = []): Promise<Pair> => {
+const startPair = async (
+  scheme: string,
+  extraLocalArgs: ReadonlyArray<string> = [],
+  extraRemoteArgs: ReadonlyArray<string> = []
+): Promise<Pair> => {
   const dir = tempDir("troupe-remote-")
   const url = await endpointFor(scheme, dir)
   const workdir = Path.join(dir, "remote")
   Fs.mkdirSync(workdir, { recursive: true })
-  const remote = await startRemote(url, workdir)
+  const remote = await startRemote(url, workdir, extraRemoteArgs)
   const local = await startLocal({ dir, extraArgs: ["--remote", `box=${url}`, ...extraLocalArgs] })
   const jobs = await connectJobs(local.url)
   return { local, remote, jobs, dir }
@@ -126,6 +130,43 @@ for (const scheme of ["tcp", "unix", "framed", "folder"]) {
     }, 60_000)
   })
 }
+
+describe("retention on the remote (--keep)", () => {
+  let pair: Pair
+  beforeAll(async () => {
+    pair = await startPair("framed", [], ["--keep", "1s"])
+  })
+  afterAll(() => stopPair(pair))
+
+  it("an ended attempt's folder and journal line go after --keep; its outputs and logs stay on the local server", async () => {
+    const result = await runCli([
+      "submit", "--server", pair.local.url, "--on", "box", "--out", "out/*.txt", "--wait", "--",
+      "sh", "-c", "mkdir -p out && echo kept > out/result.txt && echo said"
+    ], { cwd: pair.dir })
+    assert.strictEqual(result.code, 0, result.stderr)
+    const id = result.stdout.trim()
+    const folder = Path.join(pair.remote.workdir, "jobs", `${id}-1`)
+    await eventually(() => (!Fs.existsSync(folder) && !journaled(pair.remote.workdir).has(`${id}-1`)) || undefined, 20_000, "the folder to go")
+    const [record] = await pair.jobs.wait([id])
+    assert.strictEqual(record!.state, "completed")
+    assert.strictEqual(Fs.readFileSync(record!.outputs[0]!, "utf8"), "kept\n")
+    assert.strictEqual((await runCli(["logs", "--server", pair.local.url, id])).stdout, "said\n")
+  }, 60_000)
+
+  it("an attempt that runs longer than --keep is left alone until it has ended", async () => {
+    const id = await pair.jobs.submit({ command: ["sh", "-c", "echo start; sleep 3; echo end"], on: "box" })
+    const [record] = await pair.jobs.wait([id], { timeout: "30 seconds" })
+    assert.strictEqual(record!.state, "completed")
+    assert.strictEqual((await runCli(["logs", "--server", pair.local.url, id])).stdout, "start\nend\n")
+    await eventually(() => !Fs.existsSync(Path.join(pair.remote.workdir, "jobs", `${id}-1`)) || undefined, 20_000, "the folder to go")
+  }, 60_000)
+
+  it("a bad --keep is a usage error", async () => {
+    const bad = await runCli(["--role=remote", "--listen", `tcp://127.0.0.1:${await freePort()}`, "--keep", "soon"])
+    assert.strictEqual(bad.code, 2)
+    assert.include(bad.stderr, "--keep")
+  })
+})
 
 describe("terminate and failures", () => {
   let pair: Pair
