@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -83,14 +84,25 @@ export interface TroupeHandle {
   readonly resend: (ids: ReadonlyArray<JobId | string>, options?: { readonly on?: string }) => Promise<ReadonlyArray<JobId>>
   readonly list: (filter?: Partial<JobFilter>) => Promise<ReadonlyArray<JobRecord>>
   readonly attempts: (id: JobId | string) => Promise<ReadonlyArray<JobAttempt>>
-  /** State transitions as they are committed, until the iteration stops. */
+  /** State transitions as they are committed, from when the iteration starts until it stops. */
   readonly events: () => AsyncIterable<JobEvent>
+  /**
+   * Subscribes before it resolves: a job submitted afterwards is seen from its first transition.
+   * Iterate the result; the subscription ends with the iteration or with `close`.
+   */
+  readonly subscribe: () => Promise<JobSubscription>
   readonly output: (id: JobId | string, channel: OutputChannel, options?: { readonly follow?: boolean }) => AsyncIterable<Uint8Array>
   readonly clean: (filter: Partial<CleanFilter> & { readonly olderThanMs: number }) => Promise<number>
   readonly queues: () => Promise<ReadonlyArray<QueueSummary>>
   /** Register a function that jobs may call by name. */
   readonly register: (name: string, definition: Functions.FunctionDefinition) => Promise<void>
   /** Stop: running jobs get the grace period, then are killed; their final state is recorded. */
+  readonly close: () => Promise<void>
+}
+
+/** A live subscription to job events (`TroupeHandle.subscribe`). */
+export interface JobSubscription extends AsyncIterable<JobEvent> {
+  /** Ends the subscription; an iteration under way then ends too. */
   readonly close: () => Promise<void>
 }
 
@@ -120,6 +132,13 @@ export const open = async (options: TroupeOptions = {}): Promise<TroupeHandle> =
     list: (filter) => run(Effect.flatMap(Jobs, (jobs) => jobs.list(filter))),
     attempts: (id) => run(Effect.flatMap(Jobs, (jobs) => jobs.attempts(id as JobId))),
     events: () => iterate(Stream.unwrap(Effect.map(Jobs, (jobs) => jobs.events))),
+    subscribe: async () => {
+      const scope = Effect.runSync(Scope.make())
+      const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+      const stream = await run(Effect.flatMap(Jobs, (jobs) => jobs.subscribe).pipe(Scope.extend(scope)))
+      const events = iterate(Stream.ensuring(stream, Scope.close(scope, Exit.void)))
+      return { [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](), close }
+    },
     output: (id, channel, outputOptions) =>
       iterate(Stream.unwrap(Effect.map(Jobs, (jobs) => jobs.output(id as JobId, channel, outputOptions)))),
     clean: (filter) => run(Effect.flatMap(Jobs, (jobs) => jobs.clean(filter as CleanFilter))),

@@ -1,6 +1,7 @@
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, StoreError, WaitTimeout } from "../domain/Errors.js"
 import type { JobId } from "../domain/JobId.js"
@@ -41,8 +42,13 @@ export class Jobs extends Context.Tag("troupe/Jobs")<Jobs, {
   readonly list: (filter?: Partial<JobFilter>) => Effect.Effect<ReadonlyArray<JobRecord>, StoreError>
   /** Every attempt at running a job, oldest first. */
   readonly attempts: (id: JobId) => Effect.Effect<ReadonlyArray<JobAttempt>, JobNotFound | StoreError>
-  /** Every persisted state transition from now on. */
+  /** Every persisted state transition from the moment the stream starts running. */
   readonly events: Stream.Stream<JobEvent>
+  /**
+   * Subscribes at once and gives the transitions committed from then on, for as long as the scope
+   * lasts: a job submitted after this returns is seen from its first transition to its last.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<JobEvent>, never, Scope.Scope>
   /** A shell job's captured output; with `follow`, the stream continues until the job ends. */
   readonly output: (
     id: JobId,

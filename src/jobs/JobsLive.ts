@@ -357,12 +357,13 @@ export const make = (options: RuntimeOptions) =>
         )
       })
 
-    const events = Stream.unwrapScoped(
-      Effect.gen(function*() {
-        yield* Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--))
-        return Stream.flattenIterables(Stream.fromPubSub(hub))
-      })
-    )
+    // Subscribed when this runs, not when the stream is first pulled: nothing committed after is missed.
+    const subscribe = Effect.gen(function*() {
+      yield* Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--))
+      const dequeue = yield* PubSub.subscribe(hub)
+      return Stream.flattenIterables(Stream.fromQueue(dequeue))
+    })
+    const events = Stream.unwrapScoped(subscribe)
 
     const clean = (filter: CleanFilter) =>
       Effect.gen(function*() {
@@ -421,6 +422,7 @@ export const make = (options: RuntimeOptions) =>
       list: (filter) => store.list(new JobFilter(filter ?? {}, true)),
       attempts: (id) => Effect.zipRight(get(id), store.attempts(id)),
       events,
+      subscribe,
       output: (id, channel, outputOptions) =>
         Stream.unwrap(Effect.map(get(id), () =>
           Stream.fromEffect(Effect.sync(() => path.join(jobDir(id), channel))).pipe(

@@ -2,12 +2,14 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { JobId } from "../../src/domain/JobId.js"
 import { Jobs } from "../../src/jobs/Jobs.js"
-import { tempDir, withRuntime } from "./support.js"
+import * as Troupe from "../../src/Troupe.js"
+import { tempDir, testFunctions, withRuntime } from "./support.js"
 
 const waitUntil = <A, E, R>(check: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
   Effect.gen(function*() {
@@ -274,17 +276,34 @@ describe("Jobs (embedded runtime)", () => {
       assert.strictEqual(timeout._tag, "WaitTimeout")
     })))
 
-  it.live("events report every committed transition", () =>
+  it.live("subscribe, then submit: every committed transition of the job is in the stream, in order", () =>
+    withRuntime(Effect.scoped(Effect.gen(function*() {
+      const jobs = yield* Jobs
+      const all = yield* jobs.subscribe
+      const completions = yield* jobs.subscribe
+      const id = yield* jobs.submit({ fn: "noop" })
+      const transitions = yield* all.pipe(
+        Stream.filter((e) => e.id === id),
+        Stream.takeUntil((e) => e.to === "completed"),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(Chunk.toArray(transitions).map((e) => `${e.from}->${e.to}`), ["null->queued", "queued->running", "running->completed"])
+      const completed = yield* completions.pipe(Stream.filter((e) => e.to === "completed"), Stream.take(1), Stream.runCollect)
+      assert.strictEqual(Chunk.toArray(completed)[0]!.id, id)
+    }))))
+
+  it.live("events, a stream that subscribes when it starts, carries the transitions committed from then on", () =>
     withRuntime(Effect.gen(function*() {
       const jobs = yield* Jobs
-      const fiber = yield* jobs.events.pipe(Stream.filter((e) => e.to === "completed"), Stream.take(1), Stream.runCollect, Effect.fork)
-      yield* Effect.sleep("50 millis")
-      const all = yield* jobs.events.pipe(Stream.take(3), Stream.runCollect, Effect.fork)
-      yield* Effect.yieldNow()
-      const id = yield* jobs.submit({ fn: "noop" })
-      const transitions = Chunk.toArray(yield* Fiber.join(all)).filter((e) => e.id === id).map((e) => `${e.from}->${e.to}`)
-      assert.deepStrictEqual(transitions, ["null->queued", "queued->running", "running->completed"])
-      assert.strictEqual(Chunk.toArray(yield* Fiber.join(fiber))[0]!.id, id)
+      const first = yield* jobs.events.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      // The stream subscribes once its fiber runs: probe jobs go in until one is seen.
+      let probes = 0
+      while (Option.isNone(yield* Fiber.poll(first)) && probes < 1000) {
+        yield* jobs.wait([yield* jobs.submit({ fn: "noop" })])
+        probes++
+      }
+      assert.isBelow(probes, 1000)
+      assert.strictEqual(Chunk.size(yield* Fiber.join(first)), 1)
     })))
 
   it.live("clean removes finished jobs older than the cut-off, with their output", () =>
@@ -299,4 +318,32 @@ describe("Jobs (embedded runtime)", () => {
       assert.strictEqual((yield* jobs.get(active)).state !== "completed", true)
       yield* jobs.kill([active])
     })))
+})
+
+describe("the Promise facade's subscribe", () => {
+  it("resolves once subscribed: a job submitted afterwards is seen to its end; close ends the iteration", async () => {
+    const troupe = await Troupe.open({ database: path.join(tempDir(), "troupe.db"), functions: testFunctions() })
+    try {
+      const subscription = await troupe.subscribe()
+      const id = await troupe.submit({ fn: "noop" })
+      const seen: Array<string> = []
+      for await (const event of subscription) {
+        if (event.id === id) seen.push(`${event.from}->${event.to}`)
+        if (event.id === id && event.to === "completed") break
+      }
+      assert.deepStrictEqual(seen, ["null->queued", "queued->running", "running->completed"])
+
+      const second = await troupe.subscribe()
+      const iteration = (async () => {
+        let count = 0
+        for await (const _ of second) count++
+        return count
+      })()
+      await troupe.wait(await troupe.submit({ fn: "noop" }))
+      await second.close()
+      assert.isAtLeast(await iteration, 0)
+    } finally {
+      await troupe.close()
+    }
+  })
 })
