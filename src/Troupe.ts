@@ -17,7 +17,7 @@ import * as Functions from "./executor/Functions.js"
 import * as LocalExecutor from "./executor/LocalExecutor.js"
 import * as RemoteExecutor from "./remote/RemoteExecutor.js"
 import { Jobs } from "./jobs/Jobs.js"
-import type { JobSpecInput } from "./jobs/Jobs.js"
+import type { JobSpecInput, JobSubscription } from "./jobs/Jobs.js"
 import * as JobsLive from "./jobs/JobsLive.js"
 import type { OutputChannel } from "./protocol/JobsRpc.js"
 import * as SqliteStore from "./store/SqliteStore.js"
@@ -97,12 +97,6 @@ export interface TroupeHandle {
   /** Register a function that jobs may call by name. */
   readonly register: (name: string, definition: Functions.FunctionDefinition) => Promise<void>
   /** Stop: running jobs get the grace period, then are killed; their final state is recorded. */
-  readonly close: () => Promise<void>
-}
-
-/** A live subscription to job events (`TroupeHandle.subscribe`). */
-export interface JobSubscription extends AsyncIterable<JobEvent> {
-  /** Ends the subscription; an iteration under way then ends too. */
   readonly close: () => Promise<void>
 }
 

@@ -1,7 +1,7 @@
 /** Troupe's embedded API: the runtime layer, the Promise facade, and the job domain. */
 export * from "./Troupe.js"
 export { Jobs } from "./jobs/Jobs.js"
-export type { JobSpecInput, SubmitError } from "./jobs/Jobs.js"
+export type { JobSpecInput, JobSubscription, SubmitError } from "./jobs/Jobs.js"
 export { JobSpec } from "./domain/JobSpec.js"
 export { JobId } from "./domain/JobId.js"
 export { JobState, isTerminal, stateGroup } from "./domain/JobState.js"

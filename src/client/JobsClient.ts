@@ -2,10 +2,12 @@ import * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -17,7 +19,7 @@ import { CleanFilter, JobFilter } from "../domain/JobRecord.js"
 import type { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
 import { JobSpec } from "../domain/JobSpec.js"
 import type { JobSpecInput } from "../jobs/Jobs.js"
-import { JobsRpc } from "../protocol/JobsRpc.js"
+import { JobsRpc, Subscribed } from "../protocol/JobsRpc.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 import * as Endpoint from "../transport/Endpoint.js"
 import type { ConnectFailed, InvalidEndpoint } from "../transport/Errors.js"
@@ -73,8 +75,13 @@ export class JobsClient extends Context.Tag("troupe/client/JobsClient")<JobsClie
   readonly list: (filter?: ListFilterInput) => Effect.Effect<ReadonlyArray<JobRecord>, JobsClientError>
   /** Every attempt at running a job, oldest first. */
   readonly attempts: (id: string) => Effect.Effect<ReadonlyArray<JobAttempt>, JobsClientError>
-  /** Every state transition from the moment of subscribing. */
+  /** Every state transition from the moment the server subscribes, a moment after the stream starts. */
   readonly events: Stream.Stream<JobEvent, JobsClientError>
+  /**
+   * Subscribes and returns once the server has: a job submitted afterwards is seen from its first
+   * transition to its last. The subscription lasts for the scope.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<JobEvent, JobsClientError>, JobsClientError, Scope.Scope>
   /** A shell job's captured output; with `follow`, the stream continues until the job ends. */
   readonly output: (
     id: string,
@@ -164,6 +171,27 @@ const fromRpcClient = (url: string, rpc: JobsRpcClient): JobsClient["Type"] => {
       Effect.flatMap(decodeInput(JobFilter, "filter", filter), (filter) => call(rpc.List({ filter }))),
     attempts: (id) => Effect.flatMap(decodeIds([id]), ([id]) => call(rpc.Attempts({ id: id! }))),
     events: stream(rpc.Events(undefined)),
+    subscribe: Effect.gen(function*() {
+      const pull = yield* Stream.toPull(stream(rpc.Subscribe(undefined)))
+      // Chunks are read until the server's Subscribed; what came with it in its chunk is kept.
+      let leftover: Chunk.Chunk<Subscribed | JobEvent> = Chunk.empty()
+      while (true) {
+        const chunk = yield* Effect.catchAll(pull, (end) =>
+          Option.match(end, {
+            onNone: () => new ServerUnreachable({ url, reason: "connection-lost", message: `server ${url} ended the subscription` }),
+            onSome: (error) => Effect.fail(error)
+          }))
+        const at = Chunk.findFirstIndex(chunk, (item) => item instanceof Subscribed)
+        if (Option.isSome(at)) {
+          leftover = Chunk.drop(chunk, at.value + 1)
+          break
+        }
+      }
+      const rest = Stream.repeatEffectChunkOption(pull)
+      return Stream.concat(Stream.fromChunk(leftover), rest).pipe(
+        Stream.filter((item): item is JobEvent => !(item instanceof Subscribed))
+      )
+    }),
     output: (id, channel, options) =>
       Stream.unwrap(Effect.map(decodeIds([id]), ([id]) =>
         stream(rpc.Output({ id: id!, channel, follow: options?.follow ?? false })))),

@@ -5,9 +5,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { JobId } from "../domain/JobId.js"
 import type { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
+import type { JobSubscription } from "../jobs/Jobs.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 import * as JobsClient from "./JobsClient.js"
 
@@ -38,8 +40,13 @@ export interface JobsConnection {
   readonly list: (filter?: JobsClient.ListFilterInput) => Promise<ReadonlyArray<JobRecord>>
   /** Every attempt at running a job, oldest first. */
   readonly attempts: (id: string) => Promise<ReadonlyArray<JobAttempt>>
-  /** State transitions from now on; stop iterating (break) to unsubscribe. */
+  /** State transitions from a moment after the iteration starts; stop iterating (break) to unsubscribe. */
   readonly events: () => AsyncIterable<JobEvent>
+  /**
+   * Resolves once the server has subscribed: a job submitted afterwards is seen from its first
+   * transition. Iterate the result; the subscription ends with the iteration or with `close`.
+   */
+  readonly subscribe: () => Promise<JobSubscription>
   /** A shell job's captured output; with `follow`, it continues until the job ends. */
   readonly output: (
     id: string,
@@ -83,6 +90,16 @@ export const connectJobs = async (
     list: (filter) => run(client.list(filter)),
     attempts: (id) => run(client.attempts(id)),
     events: () => iterate(client.events),
+    subscribe: async () => {
+      const scope = Effect.runSync(Scope.make())
+      const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+      const stream = await run(Scope.extend(client.subscribe, scope)).catch(async (error: unknown) => {
+        await close()
+        throw error
+      })
+      const events = iterate(Stream.ensuring(stream, Scope.close(scope, Exit.void)))
+      return { [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](), close }
+    },
     output: (id, channel = "stdout", options) => iterate(client.output(id, channel, options)),
     clean: (filter) => run(client.clean(filter)),
     queues: () => run(client.queues),

@@ -30,7 +30,7 @@ export { JobId } from "../domain/JobId.js"
 export { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
 export { JobSpec } from "../domain/JobSpec.js"
 export { JobState, terminalStates, activeStates, badStates, isTerminal } from "../domain/JobState.js"
-export type { JobSpecInput } from "../jobs/Jobs.js"
+export type { JobSpecInput, JobSubscription } from "../jobs/Jobs.js"
 export type { OutputChannel } from "../protocol/JobsRpc.js"
 export {
   connect as connectExec,

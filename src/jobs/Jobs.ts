@@ -12,6 +12,12 @@ import type { OutputChannel } from "../protocol/JobsRpc.js"
 /** The plain-object form of a JobSpec that callers write; it is validated on submit. */
 export type JobSpecInput = ConstructorParameters<typeof JobSpec>[0]
 
+/** A live subscription to job events in the Promise facades (`subscribe()`). */
+export interface JobSubscription extends AsyncIterable<JobEvent> {
+  /** Ends the subscription; an iteration under way then ends too. */
+  readonly close: () => Promise<void>
+}
+
 /** Errors a submit can report. */
 export type SubmitError = InvalidSpec | QueueFull | StoreError | ShuttingDown
 

@@ -11,6 +11,9 @@ export const OutputChannel = Schema.Literal("stdout", "stderr")
 /** Which captured stream of a shell job to read. */
 export type OutputChannel = typeof OutputChannel.Type
 
+/** The first element of a `Subscribe` stream: the server has subscribed, and every later transition follows. */
+export class Subscribed extends Schema.TaggedClass<Subscribed>()("Subscribed", {}) {}
+
 /** The Jobs service as a typed RpcGroup: the `local` role serves it, `troupe/client` calls it. */
 export class JobsRpc extends RpcGroup.make(
   Rpc.make("Submit", { payload: { spec: JobSpec }, success: JobId, error: JobsError }),
@@ -30,6 +33,7 @@ export class JobsRpc extends RpcGroup.make(
   Rpc.make("List", { payload: { filter: JobFilter }, success: Schema.Array(JobRecord), error: JobsError }),
   Rpc.make("Attempts", { payload: { id: JobId }, success: Schema.Array(JobAttempt), error: JobsError }),
   Rpc.make("Events", { success: JobEvent, error: JobsError, stream: true }),
+  Rpc.make("Subscribe", { success: Schema.Union(Subscribed, JobEvent), error: JobsError, stream: true }),
   Rpc.make("Output", {
     payload: { id: JobId, channel: OutputChannel, follow: Schema.Boolean },
     success: Schema.Uint8ArrayFromSelf,

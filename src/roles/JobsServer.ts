@@ -2,8 +2,10 @@ import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { Jobs } from "../jobs/Jobs.js"
-import { JobsRpc } from "../protocol/JobsRpc.js"
+import type { JobEvent } from "../domain/JobRecord.js"
+import { JobsRpc, Subscribed } from "../protocol/JobsRpc.js"
 import type * as Endpoint from "../transport/Endpoint.js"
 import type { ListenFailed } from "../transport/Errors.js"
 import * as Transport from "../transport/Transport.js"
@@ -22,6 +24,10 @@ export const layerHandlers: Layer.Layer<Rpc.ToHandler<RpcGroup.Rpcs<typeof JobsR
       List: ({ filter }) => jobs.list(filter),
       Attempts: ({ id }) => jobs.attempts(id),
       Events: () => jobs.events,
+      // Subscribed first, once the subscription exists: the client returns from `subscribe` on it.
+      Subscribe: () =>
+        Stream.unwrapScoped(Effect.map(jobs.subscribe, (events) =>
+          Stream.concat(Stream.succeed<Subscribed | JobEvent>(new Subscribed()), events))),
       Output: ({ channel, follow, id }) => jobs.output(id, channel, { follow }),
       Clean: ({ filter }) => jobs.clean(filter),
       Queues: () => jobs.queues

@@ -48,6 +48,28 @@ describe("troupe/client against a spawned --role=local", () => {
     assert.strictEqual(Buffer.concat(chunks).toString("utf8"), "one\ntwo\n")
   })
 
+  it("subscribe resolves once the server has subscribed: a job submitted afterwards is seen to its end", async () => {
+    for (let round = 0; round < 5; round++) {
+      const subscription = await jobs.subscribe()
+      const id = await jobs.submit({ command: ["true"] })
+      const seen: Array<string> = []
+      for await (const event of subscription) {
+        if (event.id === id) seen.push(`${event.from}->${event.to}`)
+        if (event.id === id && event.to === "completed") break
+      }
+      assert.strictEqual(seen[0]!.split("->")[0], "null", `round ${round}: the first transition was missed: ${seen.join(", ")}`)
+      assert.strictEqual(seen[seen.length - 1], "running->completed")
+    }
+    // close ends an iteration under way.
+    const open = await jobs.subscribe()
+    const iteration = (async () => {
+      for await (const _ of open) { /* drain */ }
+      return "ended"
+    })()
+    await open.close()
+    assert.strictEqual(await iteration, "ended")
+  })
+
   it("streams events for jobs submitted once the subscription is live", async () => {
     const iterator = jobs.events()[Symbol.asyncIterator]()
     const seen: Array<JobEvent> = []
