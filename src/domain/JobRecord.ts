@@ -58,7 +58,13 @@ export class JobEvent extends Schema.Class<JobEvent>("JobEvent")({
   at: Millis,
   attempt: Schema.Int,
   exitCode: Schema.NullOr(Schema.Int),
-  reason: Schema.NullOr(Schema.String)
+  reason: Schema.NullOr(Schema.String),
+  /**
+   * Counts the events the runtime has published. Within one subscription the numbers follow each
+   * other; a jump means the subscriber fell so far behind that the oldest events were dropped.
+   * Absent from servers before it existed.
+   */
+  seq: Schema.optional(Schema.Number)
 }) {}
 
 /** Which jobs `list` returns; every field narrows the result. */

@@ -48,6 +48,8 @@ export interface LedgerView {
  */
 export const make = (deps: LedgerDeps) => {
   const table = new JobTable(deps.completions)
+  // The number of the last event published; it carries on across restarts of the ledger actor.
+  let published = 0
   const view: LedgerView = {
     summary: (concurrency) => table.summary(concurrency, deps.capacity),
     stateOf: (id) => table.live.get(id)?.state
@@ -511,7 +513,7 @@ export const make = (deps: LedgerDeps) => {
       if (tx.adopt.length > 0) deps.dispatch.adopt(tx.adopt)
       if (tx.cancel.length > 0) deps.dispatch.cancel(tx.cancel)
       for (const record of tx.finished) deps.completions.complete(record)
-      if (tx.transitions.length > 0 && deps.wantsEvents()) deps.publish(tx.transitions.map((t) => eventOf(t, tx)))
+      if (tx.transitions.length > 0 && deps.wantsEvents()) deps.publish(tx.transitions.map((t) => eventOf(t, tx, ++published)))
       for (const reply of tx.replies) reply()
     })
 
@@ -530,8 +532,9 @@ interface SubmitReads {
 }
 const noReads: SubmitReads = { ids: emptyMap, keys: emptyKeys, deps: emptyMap }
 
-const eventOf = (t: TransitionRow, tx: Batch) =>
+const eventOf = (t: TransitionRow, tx: Batch, seq: number) =>
   new JobEvent({
+    seq,
     id: t.id,
     queue: tx.queueOf.get(t.id) ?? defaultQueue,
     from: t.from,

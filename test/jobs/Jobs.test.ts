@@ -282,12 +282,12 @@ describe("Jobs (embedded runtime)", () => {
       const all = yield* jobs.subscribe
       const completions = yield* jobs.subscribe
       const id = yield* jobs.submit({ fn: "noop" })
-      const transitions = yield* all.pipe(
-        Stream.filter((e) => e.id === id),
-        Stream.takeUntil((e) => e.to === "completed"),
-        Stream.runCollect
-      )
-      assert.deepStrictEqual(Chunk.toArray(transitions).map((e) => `${e.from}->${e.to}`), ["null->queued", "queued->running", "running->completed"])
+      const received = Chunk.toArray(yield* all.pipe(Stream.takeUntil((e) => e.id === id && e.to === "completed"), Stream.runCollect))
+      const transitions = received.filter((e) => e.id === id)
+      assert.deepStrictEqual(transitions.map((e) => `${e.from}->${e.to}`), ["null->queued", "queued->running", "running->completed"])
+      // Events are numbered one after another: a subscriber that lost some would see a jump.
+      const numbers = received.map((e) => e.seq!)
+      assert.deepStrictEqual(numbers, numbers.map((_, i) => numbers[0]! + i))
       const completed = yield* completions.pipe(Stream.filter((e) => e.to === "completed"), Stream.take(1), Stream.runCollect)
       assert.strictEqual(Chunk.toArray(completed)[0]!.id, id)
     }))))
