@@ -10,7 +10,7 @@ import type { JobsClient, JobsClientError, SubmitInput } from "../client/JobsCli
 import { JobNotFound, WaitTimeout } from "../domain/Errors.js"
 import { JobId } from "../domain/JobId.js"
 import type { JobRecord } from "../domain/JobRecord.js"
-import { JobState } from "../domain/JobState.js"
+import { isTerminal, JobState } from "../domain/JobState.js"
 import * as Args from "./Args.js"
 import * as Format from "./Format.js"
 import * as Output from "./Output.js"
@@ -211,6 +211,52 @@ export const logs: ClientCommand = {
   })
 }
 
+/**
+ * `events [--json] [ID...]`: prints transitions as they are committed, until interrupted; with ids,
+ * only those jobs', and it exits once each has ended (0 when all completed with exit code 0).
+ */
+export const events: ClientCommand = {
+  options: { ...Args.serverOption, json: { type: "boolean" } },
+  positionals: true,
+  run: Effect.fnUntraced(function*(parsed, connect) {
+    const ids = parsed.positionals
+    yield* checkIds(ids)
+    const client = yield* connect
+    const json = Args.flag(parsed, "json")
+    // Subscribed before the records are read: nothing can end unseen in between.
+    const stream = yield* client.subscribe
+    const watched = new Set(ids)
+    const pending = new Set<string>()
+    let bad = 0
+    if (ids.length > 0) {
+      for (const record of yield* inOrder(ids, yield* client.list({ ids, limit: ids.length }))) {
+        if (!isTerminal(record.state)) pending.add(record.id)
+        else if (record.state !== "completed" || record.exitCode !== 0) bad++
+      }
+      if (pending.size === 0) return bad === 0 ? 0 : 1
+    }
+    let last: number | undefined
+    yield* stream.pipe(
+      Stream.filter((event) => watched.size === 0 || watched.has(event.id)),
+      Stream.tap((event) =>
+        Effect.gen(function*() {
+          if (event.seq !== undefined && last !== undefined && event.seq > last + 1 && watched.size === 0) {
+            yield* Output.problem(`missed ${event.seq - last - 1} events: this client fell behind the server's buffer`)
+          }
+          last = event.seq ?? last
+          yield* Output.line(json ? JSON.stringify(Format.eventJson(event)) : Format.eventLine(event))
+          if (pending.has(event.id) && isTerminal(event.to)) {
+            pending.delete(event.id)
+            if (event.to !== "completed" || event.exitCode !== 0) bad++
+          }
+        })),
+      Stream.takeUntil(() => ids.length > 0 && pending.size === 0),
+      Stream.runDrain
+    )
+    return bad === 0 ? 0 : 1
+  })
+}
+
 /** `queue [--json]`: every queue's limits and counts. */
 export const queue: ClientCommand = {
   options: { ...Args.serverOption, json: { type: "boolean" } },
@@ -244,7 +290,7 @@ export const clean: ClientCommand = {
 }
 
 /** Every client command by name. */
-export const commands: Readonly<Record<string, ClientCommand>> = { submit, status, wait, kill, resend, logs, queue, clean }
+export const commands: Readonly<Record<string, ClientCommand>> = { submit, status, wait, kill, resend, logs, events, queue, clean }
 
 /** Drops the undefined fields of an object, so optional fields stay absent (exactOptionalPropertyTypes). */
 export const compact = <A extends object>(fields: { readonly [K in keyof A]: A[K] | undefined }): A =>

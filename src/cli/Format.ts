@@ -1,4 +1,4 @@
-import type { JobRecord, QueueSummary } from "../domain/JobRecord.js"
+import type { JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
 import { describeSpec } from "../domain/JobSpec.js"
 
 /** The exit code that stands for a finished job: its own code, or 137 killed, 124 timeout, 1 otherwise. */
@@ -16,6 +16,30 @@ export const exitCodeOf = (record: JobRecord): number => {
       return 1
   }
 }
+
+/** A transition as `events --json` prints it, one JSON object per line. */
+export const eventJson = (event: JobEvent): Record<string, unknown> => ({
+  id: event.id,
+  queue: event.queue,
+  from: event.from,
+  to: event.to,
+  at: iso(event.at),
+  attempt: event.attempt,
+  exitCode: event.exitCode,
+  reason: event.reason,
+  seq: event.seq ?? null
+})
+
+/** A transition as `events` prints it: time, job, queue, from → to, then the exit code and reason if any. */
+export const eventLine = (event: JobEvent): string =>
+  [
+    iso(event.at),
+    event.id,
+    event.queue,
+    `${event.from ?? "new"} -> ${event.to}`,
+    ...(event.exitCode === null ? [] : [`exit ${event.exitCode}`]),
+    ...(event.reason === null ? [] : [event.reason])
+  ].join("  ")
 
 /** A job as `status --json` prints it: timestamps as ISO-8601 strings or null. */
 export const jobJson = (record: JobRecord): Record<string, unknown> => ({

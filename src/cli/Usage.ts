@@ -9,6 +9,7 @@ Commands (talk to a server; --server URL, default $TROUPE_SERVER or tcp://127.0.
   kill     kill jobs
   resend   run finished jobs again (--on NAME: on another remote)
   logs     print a job's output
+  events   print job state transitions as they happen
   queue    show queues
   clean    delete old finished jobs
 
@@ -119,6 +120,18 @@ Options:
   --server URL      the server
   -f, --follow      keep printing until the job ends
   --stderr          the job's stderr instead of its stdout
+`,
+  events: `Usage: troupe events [options] [ID...]
+
+Print job state transitions as the server commits them, one line each
+(time, job, queue, from -> to, exit code, reason), until interrupted. With
+ids, only those jobs', and it exits once each has ended: 0 if all completed
+with exit code 0, 1 otherwise.
+
+Options:
+  --server URL   the server
+  --json         one JSON object per line (id, queue, from, to, at, attempt,
+                 exitCode, reason, seq)
 `,
   queue: `Usage: troupe queue [options]
 

@@ -145,6 +145,30 @@ describe("--role=local with the CLI", () => {
     assert.strictEqual(await stateOf(live), "completed")
   })
 
+  it("events ID follows a job to its end and exits with its outcome; --json prints one object per line", async () => {
+    // Held behind a running job for 3 s, so that events has subscribed before it ends.
+    const first = await submit("--", "sleep", "3")
+    const failing = await submit("--after", first, "--", "sh", "-c", "exit 3")
+    const followed = await cli("events", "--json", failing)
+    assert.strictEqual(followed.code, 1, followed.stderr)
+    const lines = followed.stdout.trim().split("\n").map((line) => JSON.parse(line) as { id: string; from: string; to: string; exitCode: number | null; seq: number })
+    assert.isTrue(lines.every((line) => line.id === failing))
+    // Its transitions from the moment of subscribing (all of them unless the CLI took 3 s to start).
+    const all = ["held->queued", "queued->running", "running->failed"]
+    const seen = lines.map((line) => `${line.from}->${line.to}`)
+    assert.isAbove(seen.length, 0)
+    assert.deepStrictEqual(seen, all.slice(all.length - seen.length))
+    assert.strictEqual(lines[lines.length - 1]!.exitCode, 3)
+    // A job that has already ended: nothing to follow, the exit says how it ended.
+    const done = await submit("--wait", "--", "true")
+    const ended = await cli("events", done)
+    assert.strictEqual(ended.code, 0, ended.stderr)
+    assert.strictEqual(ended.stdout, "")
+    const unknown = await cli("events", "zzzzzzzzzz")
+    assert.strictEqual(unknown.code, 1)
+    assert.include(unknown.stderr, "zzzzzzzzzz")
+  })
+
   it("queue --json lists the default queue with its counts", async () => {
     const result = await cli("queue", "--json")
     assert.strictEqual(result.code, 0, result.stderr)
