@@ -39,8 +39,12 @@ export class Journal {
     if (this.fd === undefined) return
     fs.closeSync(this.fd)
     this.fd = undefined
-    rewrite(this.file, keep)
-    this.fd = fs.openSync(this.file, "a")
+    try {
+      rewrite(this.file, keep)
+    } finally {
+      // Reopened even when the rewrite failed: ends must keep being journaled.
+      this.fd = fs.openSync(this.file, "a")
+    }
   }
 
   /** Appends ends in one write; they are on disk (in the page cache) when this returns. */
