@@ -5,7 +5,6 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -16,6 +15,7 @@ import type { CleanFilter, JobAttempt, JobEvent, JobFilter, JobRecord, QueueSumm
 import * as Functions from "./executor/Functions.js"
 import * as LocalExecutor from "./executor/LocalExecutor.js"
 import * as RemoteExecutor from "./remote/RemoteExecutor.js"
+import * as Subscription from "./internal/Subscription.js"
 import { Jobs } from "./jobs/Jobs.js"
 import type { JobSpecInput, JobSubscription } from "./jobs/Jobs.js"
 import * as JobsLive from "./jobs/JobsLive.js"
@@ -126,13 +126,7 @@ export const open = async (options: TroupeOptions = {}): Promise<TroupeHandle> =
     list: (filter) => run(Effect.flatMap(Jobs, (jobs) => jobs.list(filter))),
     attempts: (id) => run(Effect.flatMap(Jobs, (jobs) => jobs.attempts(id as JobId))),
     events: () => iterate(Stream.unwrap(Effect.map(Jobs, (jobs) => jobs.events))),
-    subscribe: async () => {
-      const scope = Effect.runSync(Scope.make())
-      const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
-      const stream = await run(Effect.flatMap(Jobs, (jobs) => jobs.subscribe).pipe(Scope.extend(scope)))
-      const events = iterate(Stream.ensuring(stream, Scope.close(scope, Exit.void)))
-      return { [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](), close }
-    },
+    subscribe: () => Subscription.open(Effect.flatMap(Jobs, (jobs) => jobs.subscribe), run, iterate),
     output: (id, channel, outputOptions) =>
       iterate(Stream.unwrap(Effect.map(Jobs, (jobs) => jobs.output(id as JobId, channel, outputOptions)))),
     clean: (filter) => run(Effect.flatMap(Jobs, (jobs) => jobs.clean(filter as CleanFilter))),

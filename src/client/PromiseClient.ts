@@ -5,10 +5,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
-import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { JobId } from "../domain/JobId.js"
 import type { JobAttempt, JobEvent, JobRecord, QueueSummary } from "../domain/JobRecord.js"
+import * as Subscription from "../internal/Subscription.js"
 import type { JobSubscription } from "../jobs/Jobs.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 import * as JobsClient from "./JobsClient.js"
@@ -90,16 +90,7 @@ export const connectJobs = async (
     list: (filter) => run(client.list(filter)),
     attempts: (id) => run(client.attempts(id)),
     events: () => iterate(client.events),
-    subscribe: async () => {
-      const scope = Effect.runSync(Scope.make())
-      const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
-      const stream = await run(Scope.extend(client.subscribe, scope)).catch(async (error: unknown) => {
-        await close()
-        throw error
-      })
-      const events = iterate(Stream.ensuring(stream, Scope.close(scope, Exit.void)))
-      return { [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](), close }
-    },
+    subscribe: () => Subscription.open(client.subscribe, run, iterate),
     output: (id, channel = "stdout", options) => iterate(client.output(id, channel, options)),
     clean: (filter) => run(client.clean(filter)),
     queues: () => run(client.queues),

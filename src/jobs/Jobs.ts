@@ -7,16 +7,14 @@ import type { InvalidSpec, JobNotFound, QueueFull, ShuttingDown, StoreError, Wai
 import type { JobId } from "../domain/JobId.js"
 import type { CleanFilter, JobAttempt, JobEvent, JobFilter, JobRecord, QueueSummary } from "../domain/JobRecord.js"
 import type { JobSpec } from "../domain/JobSpec.js"
+import type { PromiseSubscription } from "../internal/Subscription.js"
 import type { OutputChannel } from "../protocol/JobsRpc.js"
 
 /** The plain-object form of a JobSpec that callers write; it is validated on submit. */
 export type JobSpecInput = ConstructorParameters<typeof JobSpec>[0]
 
 /** A live subscription to job events in the Promise facades (`subscribe()`). */
-export interface JobSubscription extends AsyncIterable<JobEvent> {
-  /** Ends the subscription; an iteration under way then ends too. */
-  readonly close: () => Promise<void>
-}
+export type JobSubscription = PromiseSubscription<JobEvent>
 
 /** Errors a submit can report. */
 export type SubmitError = InvalidSpec | QueueFull | StoreError | ShuttingDown
