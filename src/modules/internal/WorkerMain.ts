@@ -221,16 +221,25 @@ const refuse = (sink: Sink, id: number, reason: ModuleFailure, message: string):
   sink.fail(id, reason, message, "")
 }
 
-const serverSink: Sink = {
+// A sink over one channel's two writes: a result that cannot be encoded is answered as bad-result.
+const sinkOf = (
+  writeOk: (id: number, value: unknown) => void,
+  writeErr: Sink["fail"]
+): Sink => ({
   ok: (id, value) => {
     try {
-      writer.write([FromWorker.Ok, id, value])
+      writeOk(id, value)
     } catch (error) {
-      send([FromWorker.Err, id, "bad-result", `the result cannot be sent back: ${describe(error)}`, ""])
+      writeErr(id, "bad-result", `the result cannot be sent back: ${describe(error)}`, "")
     }
   },
-  fail: (id, reason, message, traceback) => send([FromWorker.Err, id, reason, message, traceback])
-}
+  fail: writeErr
+})
+
+const serverSink = sinkOf(
+  (id, value) => writer.write([FromWorker.Ok, id, value]),
+  (id, reason, message, traceback) => send([FromWorker.Err, id, reason, message, traceback])
+)
 
 // ---------------------------------------------------------------------------------------------
 // direct routes: client connections the server handed over (DirectWire.ts)
@@ -258,16 +267,10 @@ const adopt = (socket: Net.Socket, clientIp: string): Route => {
   const route: Route = {
     socket,
     writer,
-    sink: {
-      ok: (id, value) => {
-        try {
-          writer.write([Direct.Ok, id, value])
-        } catch (error) {
-          reply([Direct.Err, id, "bad-result", `the result cannot be sent back: ${describe(error)}`, ""])
-        }
-      },
-      fail: (id, reason, message, traceback) => reply([Direct.Err, id, reason, message, traceback])
-    }
+    sink: sinkOf(
+      (id, value) => writer.write([Direct.Ok, id, value]),
+      (id, reason, message, traceback) => reply([Direct.Err, id, reason, message, traceback])
+    )
   }
   routes.add(route)
   const reader = new FrameReader<DirectRequest>((message) => {
